@@ -46,6 +46,13 @@ struct OpenOptions {
   LayerLimits limits;
 };
 
+// A TOC located in a blob (by format/estargz.h or format/zstd_chunked.h), not yet parsed.
+struct RawToc {
+  LayerFormat format = LayerFormat::kEstargz;
+  std::string json;             // the uncompressed TOC JSON
+  uint64_t toc_offset = 0;      // blob offset where the TOC's compressed bytes start
+};
+
 // An opened seekable layer: its index and what was learned opening it. Immutable, thread-safe.
 struct SeekableLayer {
   LayerIndex index;
