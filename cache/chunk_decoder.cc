@@ -1,0 +1,12 @@
+#include "cache/chunk_decoder.h"
+
+#include "format/layer.h"
+
+namespace lazysnap {
+
+absl::Status FormatChunkDecoder::Decode(const Chunk& chunk, std::string_view compressed,
+                                        absl::Span<char> out) {
+  return DecodeChunk(format_, chunk, compressed, out);
+}
+
+}  // namespace lazysnap
