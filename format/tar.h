@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "absl/status/statusor.h"
 #include "base/stream.h"
 
@@ -46,14 +47,29 @@ class TarReader {
   absl::StatusOr<size_t> ReadData(absl::Span<char> buf);
   // Total bytes of the tar stream consumed so far.
   uint64_t offset() const { return offset_; }
+  // Stream offset of the first header block (extension headers included) of the member the
+  // last Next() returned; after Next() returned std::nullopt, where the end-of-archive
+  // marker starts (or the stream ended). The member's raw header bytes are
+  // [header_offset(), data offset) where the data offset is offset() right after Next().
+  uint64_t header_offset() const { return header_offset_; }
 
  private:
   absl::Status Skip(uint64_t n);
+  absl::Status ReadBlock(char* block, bool* eof);
+  absl::StatusOr<std::string> ReadExtension(uint64_t size, uint64_t cap, std::string_view what);
   InputStream* in_;
   uint64_t remaining_ = 0;  // data bytes left in the current member
   uint64_t padding_ = 0;    // padding after it
   uint64_t offset_ = 0;
+  uint64_t header_offset_ = 0;
+  bool done_ = false;
+  std::map<std::string, std::string> global_pax_;  // from 'g' headers, applied to all
 };
+
+// Bounds on untrusted archives.
+inline constexpr uint64_t kTarMaxPaxHeaderSize = 1u << 20;  // one 'x' or 'g' header
+inline constexpr uint64_t kTarMaxNameLength = 64u << 10;    // paths and link targets
+inline constexpr int kTarMaxExtensionHeaders = 32;           // 'x'/'g'/'L'/'K' per member
 
 // Encodes the header block(s) for `e`: a PAX extended header first when a field does not fit
 // ustar (long names, big ids/sizes, sub-second mtimes, xattrs, non-ASCII names), then the
