@@ -1,0 +1,451 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/test, scripts/demo and test/integration/*.sh. Source it:
+#   source "$(dirname "$0")/../../scripts/lib.sh"
+# It installs an EXIT trap that runs every cleanup registered with ls_on_exit, newest first.
+# Everything here starts its own instances (own config, own state dir, loopback ports or unix
+# sockets under a private temporary directory) and never touches the system's daemons.
+
+LS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LS_CACHE=${LAZYSNAP_TEST_CACHE:-/var/cache/lazysnap-test}
+LS_BUILD=${LAZYSNAP_BUILD_DIR:-$LS_ROOT/build}
+LS_PYTHON=/usr/bin/python3
+[ -x "$LS_PYTHON" ] || LS_PYTHON=python3
+
+ls_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+ls_die() { ls_log "FATAL: $*"; exit 1; }
+
+# ---- cleanup stack ---------------------------------------------------------------------------
+_LS_CLEANUPS=()
+# ls_on_exit 'shell command': run at exit (in reverse order of registration).
+ls_on_exit() { _LS_CLEANUPS+=("$*"); }
+_ls_run_cleanups() {
+  local rc=$? i
+  LS_EXIT_RC=$rc
+  trap - EXIT
+  for ((i = ${#_LS_CLEANUPS[@]} - 1; i >= 0; i--)); do
+    eval "${_LS_CLEANUPS[i]}" >/dev/null 2>&1 || true
+  done
+  exit "$rc"
+}
+trap _ls_run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Unmounts everything mounted at or below $1 (deepest first).
+ls_umount_below() {
+  local dir=$1 m
+  [ -n "$dir" ] || return 0
+  findmnt -rn -o TARGET 2>/dev/null | grep -F "$dir" | sort -r | while read -r m; do
+    case "$m" in "$dir" | "$dir"/*) umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true ;; esac
+  done
+}
+
+# ls_tmpdir NAME: a fresh directory under /tmp (short path: unix socket paths are limited to
+# 108 bytes), removed at exit unless LAZYSNAP_KEEP_TMP=1.
+ls_tmpdir() {
+  local d
+  d=$(mktemp -d "/tmp/ls-${1:-t}.XXXXXX")
+  if [ "${LAZYSNAP_KEEP_TMP:-0}" = 1 ]; then
+    ls_log "keeping $d"
+  else
+    ls_on_exit "ls_umount_below '$d'; rm -rf '$d'"
+  fi
+  echo "$d"
+}
+
+# A TCP port on 127.0.0.1 that was free a moment ago.
+ls_free_port() {
+  "$LS_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# ls_wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds or time runs out.
+ls_wait_for() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.1
+  done
+}
+
+# Kills pid $1 (TERM, then KILL after 10 s) and reaps it if it is our child.
+ls_kill() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# ls_elapsed START: seconds since START (a $EPOCHREALTIME value), two decimals.
+ls_elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+
+# ---- PASS/FAIL ------------------------------------------------------------------------------
+# ls_test_result NAME: call once at the top of a *_test.sh; prints "PASS: NAME" when the script
+# exits 0 and "FAIL: NAME" otherwise.
+ls_test_result() {
+  LS_TEST_NAME=$1
+  # Registered first, so it runs last, after every other cleanup.
+  _LS_CLEANUPS=('if [ "$LS_EXIT_RC" = 0 ]; then echo "PASS: $LS_TEST_NAME"; else echo "FAIL: $LS_TEST_NAME (exit $LS_EXIT_RC)"; fi' "${_LS_CLEANUPS[@]}")
+}
+
+# ---- build -----------------------------------------------------------------------------------
+# ls_build [TARGETS...]: configures (once) and builds $LS_BUILD (RelWithDebInfo, Ninja).
+ls_build() {
+  if [ ! -f "$LS_BUILD/build.ninja" ]; then
+    cmake -S "$LS_ROOT" -B "$LS_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  ninja -C "$LS_BUILD" -j"$(nproc)" "$@"
+}
+
+# Paths of the tools the integration tests use (built by ls_build).
+ls_tool() {
+  case "$1" in
+    lazysnap) echo "$LS_BUILD/cmd/lazysnap" ;;
+    *) echo "$LS_BUILD/test/$1" ;;
+  esac
+}
+
+# ---- docker-registry --------------------------------------------------------------------------
+# ls_start_registry DIR: starts docker-registry on a free loopback port with its own config and
+# storage under DIR; sets LS_REGISTRY (host:port). Stopped at exit.
+ls_start_registry() {
+  local dir=$1 port pid try
+  mkdir -p "$dir/storage"
+  for try in 1 2 3; do
+    port=$(ls_free_port)
+    cat >"$dir/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF
+    docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 &
+    pid=$!
+    ls_on_exit "ls_kill $pid"
+    if ls_wait_for 20 curl -fsS "http://127.0.0.1:$port/v2/"; then
+      LS_REGISTRY=127.0.0.1:$port
+      LS_REGISTRY_PID=$pid
+      ls_log "docker-registry on $LS_REGISTRY (pid $pid)"
+      return 0
+    fi
+    ls_kill "$pid"
+  done
+  cat "$dir/registry.log" >&2
+  ls_die "docker-registry did not start"
+}
+
+# ---- containerd --------------------------------------------------------------------------------
+# ls_start_containerd DIR [LAZYSNAPD_SOCKET]: starts containerd with root, state, socket and
+# config under DIR (CRI disabled); with a socket, adds [proxy_plugins.lazysnap]. Sets LS_CTR_SOCK
+# and LS_CTR (a ctr command line with -a and namespace "test"). Stopped, and its mounts
+# removed, at exit.
+ls_start_containerd() {
+  local dir=$1 snap_sock=${2:-} pid
+  mkdir -p "$dir/root" "$dir/state" "$dir/opt"
+  cat >"$dir/config.toml" <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$dir/containerd.sock"
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+[debug]
+  level = "info"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+EOF
+  if [ -n "$snap_sock" ]; then
+    cat >>"$dir/config.toml" <<EOF
+[proxy_plugins.lazysnap]
+  type = "snapshot"
+  address = "$snap_sock"
+EOF
+  fi
+  containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+  pid=$!
+  ls_on_exit "ls_kill $pid; ls_umount_below '$dir'"
+  LS_CTR_SOCK=$dir/containerd.sock
+  LS_CTR="ctr -a $LS_CTR_SOCK -n test"
+  if ! ls_wait_for 30 ctr -a "$LS_CTR_SOCK" version; then
+    tail -50 "$dir/containerd.log" >&2
+    ls_die "containerd did not start"
+  fi
+  LS_CONTAINERD_PID=$pid
+  ls_log "containerd on $LS_CTR_SOCK (pid $pid)"
+}
+
+# ---- the test image ------------------------------------------------------------------------------
+# The Debian mirror apt uses here (no other network is reachable).
+ls_debian_mirror() {
+  local m
+  m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    grep -E '^[[:space:]]*(deb[[:space:]]|URIs:)' | grep -oE 'https?://[^[:space:]]+' |
+    grep -E '/debian/?$' | head -1)
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+# Runs "$@" holding the cache lock (so a demo and a test running together build once).
+_ls_locked() {
+  mkdir -p "$LS_CACHE"
+  (
+    flock 9
+    "$@"
+  ) 9>"$LS_CACHE/.lock"
+}
+
+# ls_rootfs_tar: prints the path of a cached tar of a Debian bookworm minbase rootfs with python3
+# (debootstrap from the local mirror; built once, ~1 min).
+ls_rootfs_tar() {
+  local out=$LS_CACHE/bookworm-python3-rootfs.tar
+  [ -s "$out" ] || _ls_locked _ls_build_rootfs_tar "$out"
+  [ -s "$out" ] || ls_die "no rootfs tar"
+  echo "$out"
+}
+_ls_build_rootfs_tar() {
+  local out=$1 mirror tmp
+  [ -s "$out" ] && return 0
+  mirror=$(ls_debian_mirror)
+  tmp=$(mktemp -d "$LS_CACHE/debootstrap.XXXXXX")
+  ls_log "debootstrap bookworm minbase + python3 from $mirror (once; cached in $LS_CACHE)"
+  if ! debootstrap --variant=minbase --include=python3 bookworm "$tmp/rootfs" "$mirror" \
+    >"$tmp/debootstrap.log" 2>&1; then
+    tail -30 "$tmp/debootstrap.log" >&2
+    ls_umount_below "$tmp"
+    rm -rf "$tmp"
+    ls_die "debootstrap failed"
+  fi
+  ls_umount_below "$tmp"
+  rm -rf "$tmp/rootfs/var/cache/apt/archives/"*.deb "$tmp/rootfs/var/lib/apt/lists/"* \
+    "$tmp/rootfs/var/log/"*.log "$tmp/rootfs/debootstrap" 2>/dev/null || true
+  tar --xattrs --xattrs-include='*' --numeric-owner -C "$tmp/rootfs" -cpf "$out.tmp" .
+  mv "$out.tmp" "$out"
+  rm -rf "$tmp"
+}
+
+# ls_special_tree DIR: fills DIR with every kind of object a layer can hold: devices, fifos,
+# setuid/setgid/sticky modes, xattrs (binary values too), hard links (also across directories
+# and to a setuid file), symlinks (relative, absolute, dangling, long), long and non-ASCII names,
+# big uids, sub-second mtimes, empty, chunk-sized and multi-chunk files, whiteouts.
+ls_special_tree() {
+  local d=$1 long i
+  mkdir -p "$d/special/dir/sub" "$d/special/sticky" "$d/special/links" "$d/opt/opaque" "$d/etc"
+  # devices and fifos
+  mknod "$d/special/null" c 1 3
+  mknod "$d/special/loop7" b 7 7
+  mknod "$d/special/bigdev" c 259 65537
+  mkfifo "$d/special/fifo"
+  # modes
+  printf '#!/bin/sh\necho setuid\n' >"$d/special/setuid"
+  chmod 4755 "$d/special/setuid"
+  printf 'setgid\n' >"$d/special/setgid"
+  chmod 2711 "$d/special/setgid"
+  chmod 1777 "$d/special/sticky"
+  printf 'secret\n' >"$d/special/private"
+  chmod 0600 "$d/special/private"
+  : >"$d/special/nomode"
+  chmod 0000 "$d/special/nomode"
+  # owners
+  printf 'owned\n' >"$d/special/owned"
+  chown 1234:5678 "$d/special/owned"
+  printf 'big uid\n' >"$d/special/biguid"
+  chown 3000000:4000000 "$d/special/biguid"
+  # xattrs
+  printf 'xattrs\n' >"$d/special/xattrs"
+  setfattr -n user.lazysnap.text -v "hello world" "$d/special/xattrs"
+  setfattr -n user.lazysnap.binary -v 0x00ff10e2 "$d/special/xattrs"
+  setfattr -n trusted.lazysnap -v "trusted value" "$d/special/xattrs"
+  setfattr -n user.lazysnap.dir -v "on a directory" "$d/special/dir"
+  # hard links
+  printf 'linked content\n' >"$d/special/links/a"
+  ln "$d/special/links/a" "$d/special/links/b"
+  ln "$d/special/links/a" "$d/special/dir/sub/c"
+  ln "$d/special/setuid" "$d/special/links/setuid-link"
+  # symlinks
+  ln -s ../links/a "$d/special/dir/rel-symlink"
+  ln -s /etc/os-release "$d/special/abs-symlink"
+  ln -s does-not-exist "$d/special/dangling"
+  long=$(printf 'long-target-%.0s' $(seq 1 20))
+  ln -s "$long" "$d/special/long-symlink"
+  # names
+  long=$(printf 'd%03d/' $(seq 1 40))
+  mkdir -p "$d/special/deep/$long"
+  printf 'deep\n' >"$d/special/deep/${long}file-with-a-rather-long-name-$(printf 'x%.0s' $(seq 1 150))"
+  printf 'unicode\n' >"$d/special/dir/ünïcödé-名前.txt"
+  printf 'spaces\n' >"$d/special/dir/name with spaces"
+  # sizes: empty, exactly one 4 MiB chunk, several chunks with a zero run, one byte
+  : >"$d/special/empty"
+  head -c $((4 << 20)) /dev/urandom >"$d/special/exact-4MiB"
+  {
+    head -c $((5 << 20)) /dev/urandom
+    head -c $((3 << 20)) /dev/zero
+    head -c 12345 /dev/urandom
+  } >"$d/special/multi-chunk"
+  printf x >"$d/special/one-byte"
+  for i in $(seq 1 50); do printf 'small file %d\n' "$i" >"$d/special/dir/small-$i"; done
+  # whiteouts (of files of the base layer) and an opaque directory
+  : >"$d/etc/.wh.motd"
+  : >"$d/opt/opaque/.wh..wh..opq"
+  printf 'in opaque dir\n' >"$d/opt/opaque/file"
+  # sub-second mtimes, old and future times
+  touch -h -d '2021-03-04 05:06:07.123456789 UTC' "$d/special/dir/rel-symlink" "$d/special/owned"
+  touch -d '1971-01-01 00:00:01 UTC' "$d/special/empty"
+  touch -d '2100-01-01 00:00:00.5 UTC' "$d/special/one-byte"
+}
+
+# ls_python_image: prints the path of a cached OCI image layout holding
+#   python          one layer: the debootstrap rootfs, config cmd python3
+#   python-special  python plus a second layer from ls_special_tree
+# Layer 1 is made with umoci (init, new, unpack, copy the rootfs in, repack); layer 2 is a GNU
+# tar (posix format, xattrs) added with `umoci raw add-layer`.
+ls_python_image() {
+  local out=$LS_CACHE/python-oci-v2  # bump the suffix when the recipe changes
+  [ -f "$out/.complete" ] || {
+    local rootfs
+    rootfs=$(ls_rootfs_tar)
+    _ls_locked _ls_build_python_image "$out" "$rootfs"
+  }
+  [ -f "$out/.complete" ] || ls_die "no python image"
+  echo "$out"
+}
+_ls_build_python_image() {
+  local out=$1 rootfs=$2 tmp
+  [ -f "$out/.complete" ] && return 0
+  rm -rf "$out"
+  tmp=$(mktemp -d "$LS_CACHE/image.XXXXXX")
+  ls_log "packing the python image with umoci (once; cached in $out)"
+  # A child bash, so that `set -e` holds whatever the caller's context.
+  if ! bash -c 'set -e; source "$0"; _ls_python_image_steps "$@"' "$LS_ROOT/scripts/lib.sh" \
+    "$tmp" "$rootfs" >"$tmp/umoci.log" 2>&1; then
+    cat "$tmp/umoci.log" >&2
+    ls_umount_below "$tmp"
+    rm -rf "$tmp"
+    ls_die "building the python image failed"
+  fi
+  mv "$tmp/layout" "$out"
+  touch "$out/.complete"
+  rm -rf "$tmp"
+}
+
+_ls_python_image_steps() {
+  local tmp=$1 rootfs=$2
+  umoci init --layout "$tmp/layout"
+  umoci new --image "$tmp/layout:python"
+  umoci unpack --image "$tmp/layout:python" "$tmp/bundle" >/dev/null
+  tar --xattrs --xattrs-include='*' --numeric-owner -C "$tmp/bundle/rootfs" -xpf "$rootfs"
+  umoci repack --image "$tmp/layout:python" "$tmp/bundle"
+  umoci config --image "$tmp/layout:python" --config.cmd python3 --config.cmd -c \
+    --config.cmd 'print("hello from python")' \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --architecture amd64 --os linux
+  mkdir "$tmp/special"
+  ls_special_tree "$tmp/special"
+  tar --sort=name --format=posix --pax-option='delete=atime,delete=ctime' --xattrs --xattrs-include='*' \
+    --numeric-owner -C "$tmp/special" -cpf "$tmp/special.tar" .
+  umoci raw add-layer --image "$tmp/layout:python" --tag python-special "$tmp/special.tar"
+  umoci gc --layout "$tmp/layout"
+}
+
+# ---- OCI layout helpers (jq) --------------------------------------------------------------------
+# ls_oci_manifest LAYOUT TAG: prints the path of TAG's manifest blob.
+ls_oci_manifest() {
+  local layout=$1 tag=$2 d
+  d=$(jq -r --arg t "$tag" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$layout/index.json" | head -1)
+  [ -n "$d" ] || ls_die "no tag $tag in $layout"
+  echo "$layout/blobs/${d/://}"
+}
+# ls_oci_layers LAYOUT TAG: prints one line per layer: DIGEST MEDIATYPE SIZE.
+ls_oci_layers() {
+  jq -r '.layers[] | "\(.digest) \(.mediaType) \(.size)"' "$(ls_oci_manifest "$1" "$2")"
+}
+# ls_oci_blob LAYOUT DIGEST: the blob's path.
+ls_oci_blob() { echo "$1/blobs/${2/://}"; }
+# ls_oci_config LAYOUT TAG: the path of TAG's config blob.
+ls_oci_config() {
+  local d
+  d=$(jq -r '.config.digest' "$(ls_oci_manifest "$1" "$2")")
+  ls_oci_blob "$1" "$d"
+}
+
+# ls_layer_annotation_args MANIFEST INDEX: "--annotation\nKEY=VALUE" lines for layer INDEX's
+# annotations (read with mapfile, passed to layer_dump).
+ls_layer_annotation_args() {
+  jq -r --argjson i "$2" '.layers[$i].annotations // {} | to_entries[] | "--annotation", "\(.key)=\(.value)"' "$1"
+}
+
+# ls_layer_annotation MANIFEST INDEX KEY: the value ("" if absent).
+ls_layer_annotation() {
+  jq -r --argjson i "$2" --arg k "$3" '.layers[$i].annotations[$k] // ""' "$1"
+}
+
+# ls_decompress BLOB: writes the uncompressed tar of a layer blob (gzip, zstd or plain) to stdout.
+ls_decompress() {
+  local magic
+  magic=$(head -c 4 "$1" | od -An -tx1 | tr -d ' \n')
+  case "$magic" in
+    1f8b*) gzip -dc "$1" ;;
+    28b52ffd | 5?2a4d18) zstd -dcq "$1" ;;
+    *) cat "$1" ;;
+  esac
+}
+
+# ls_extract_layer BLOB DIR: extracts a layer with GNU tar as root, keeping owners, modes,
+# xattrs (all namespaces), devices and hard links.
+ls_extract_layer() {
+  mkdir -p "$2"
+  ls_decompress "$1" | tar --xattrs --xattrs-include='*' --numeric-owner --same-owner \
+    -C "$2" -xpf -
+}
+
+# ls_check_layout LAYOUT TAG: checks that the manifest, config and every layer blob of TAG
+# exist with the digest and size their descriptors claim, and that the config's diff_ids are
+# the digests of the uncompressed layers. Prints what is wrong; returns 1 if anything is.
+ls_check_layout() {
+  local layout=$1 tag=$2 m cfg n i d size blob diffid got bad=0
+  m=$(ls_oci_manifest "$layout" "$tag") || return 1
+  cfg=$(ls_oci_config "$layout" "$tag")
+  [ "sha256:$(sha256sum <"$cfg" | cut -d' ' -f1)" = "$(jq -r .config.digest "$m")" ] ||
+    { ls_log "$layout:$tag: config digest mismatch"; bad=1; }
+  n=$(jq '.layers | length' "$m")
+  [ "$n" = "$(jq '.rootfs.diff_ids | length' "$cfg")" ] ||
+    { ls_log "$layout:$tag: $n layers but $(jq '.rootfs.diff_ids | length' "$cfg") diff_ids"; bad=1; }
+  for ((i = 0; i < n; i++)); do
+    d=$(jq -r ".layers[$i].digest" "$m")
+    size=$(jq -r ".layers[$i].size" "$m")
+    blob=$(ls_oci_blob "$layout" "$d")
+    if [ ! -f "$blob" ]; then ls_log "$layout:$tag: layer $i: blob $d missing"; bad=1; continue; fi
+    [ "sha256:$(sha256sum <"$blob" | cut -d' ' -f1)" = "$d" ] ||
+      { ls_log "$layout:$tag: layer $i: content does not hash to $d"; bad=1; }
+    [ "$(stat -c %s "$blob")" = "$size" ] ||
+      { ls_log "$layout:$tag: layer $i: size $(stat -c %s "$blob") != descriptor's $size"; bad=1; }
+    diffid=$(jq -r ".rootfs.diff_ids[$i]" "$cfg")
+    got="sha256:$(ls_decompress "$blob" | sha256sum | cut -d' ' -f1)"
+    [ "$got" = "$diffid" ] || { ls_log "$layout:$tag: layer $i: diff_id $diffid, uncompressed tar is $got"; bad=1; }
+  done
+  return $bad
+}
+
+# ls_same WHAT EXPECTED ACTUAL: ok if the files are identical, else a diff excerpt and 1.
+ls_same() {
+  if cmp -s "$2" "$3"; then
+    ls_log "ok: $1 ($(wc -l <"$2") entries)"
+  else
+    ls_log "MISMATCH: $1 (--- $2, +++ $3)"
+    diff -u "$2" "$3" | head -${LS_DIFF_LINES:-40} >&2
+    return 1
+  fi
+}
