@@ -1,0 +1,410 @@
+#include "cache/layer_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/errors.h"
+#include "base/log.h"
+#include "base/status_macros.h"
+#include "base/strings.h"
+
+namespace lazysnap {
+
+// One coalesced request: chunks (sorted by compressed_offset) read with one ReadAt.
+struct LayerCache::Group {
+  uint64_t begin = 0, end = 0;  // blob range
+  std::vector<uint32_t> chunks;
+  std::shared_ptr<Flight> flight;
+};
+
+// The fetch of one group, which callers needing any of its chunks wait on.
+struct LayerCache::Flight {
+  bool done = false;
+  absl::Status status;
+};
+
+LayerCache::LayerCache(std::string dir, absl::Span<const Chunk> chunks,
+                       std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
+                       const LayerCacheOptions& options)
+    : dir_(std::move(dir)),
+      data_path_(dir_ + "/data"),
+      chunks_(chunks),
+      source_(std::move(source)),
+      decoder_(std::move(decoder)),
+      options_(options) {}
+
+absl::StatusOr<std::unique_ptr<LayerCache>> LayerCache::Open(
+    std::string dir, const Sha256& layer_id, absl::Span<const Chunk> chunks,
+    std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
+    const LayerCacheOptions& options) {
+  if (decoder == nullptr) return absl::InvalidArgumentError("LayerCache needs a decoder");
+  if (chunks.size() >= 0xffffffffu) return absl::InvalidArgumentError("too many chunks");
+  std::unique_ptr<LayerCache> cache(
+      new LayerCache(std::move(dir), chunks, std::move(source), std::move(decoder), options));
+  RETURN_IF_ERROR(cache->Init(layer_id));
+  return cache;
+}
+
+absl::Status LayerCache::Init(const Sha256& layer_id) {
+  data_offset_.resize(chunks_.size() + 1);
+  for (size_t i = 0; i < chunks_.size(); i++) {
+    const Chunk& c = chunks_[i];
+    bool continues = i > 0 && chunks_[i - 1].entry == c.entry;
+    uint64_t want = continues ? chunks_[i - 1].file_offset + chunks_[i - 1].size : 0;
+    if (c.file_offset != want) {
+      return absl::InvalidArgumentError(StrCat("chunk ", i, " of entry ", c.entry, " starts at ",
+                                               c.file_offset, ", expected ", want));
+    }
+    data_offset_[i + 1] = data_offset_[i] + c.size;
+  }
+  total_bytes_ = data_offset_.back();
+  for (uint32_t i = 0; i < chunks_.size(); i++) {
+    if (!Trivial(i)) blob_order_.push_back(i);
+  }
+  std::sort(blob_order_.begin(), blob_order_.end(), [this](uint32_t a, uint32_t b) {
+    return chunks_[a].compressed_offset != chunks_[b].compressed_offset
+               ? chunks_[a].compressed_offset < chunks_[b].compressed_offset
+               : a < b;
+  });
+
+  ASSIGN_OR_RETURN(bitmap_, ChunkBitmap::Open(dir_ + "/bitmap",
+                                              {layer_id, chunks_.size(), total_bytes_}));
+  data_fd_ = UniqueFd(::open(data_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!data_fd_.valid()) return ErrnoToStatus(errno, StrCat("open ", data_path_));
+  struct stat st;
+  if (::fstat(data_fd_.get(), &st) != 0) return ErrnoToStatus(errno, StrCat("stat ", data_path_));
+  uint64_t set = bitmap_->CountSet();
+  if (set > 0 && static_cast<uint64_t>(st.st_size) != total_bytes_) {
+    LZ_LOG(kWarning, "cache: ", data_path_, " is ", st.st_size, " bytes, expected ",
+           total_bytes_, "; resetting the layer's cache");
+    RETURN_IF_ERROR(bitmap_->Reset());
+    set = 0;
+  }
+  if (set == 0) {
+    // Nothing trusted: drop any old bytes so the never-written (zeros) chunks read as zeros.
+    if (::ftruncate(data_fd_.get(), 0) != 0) {
+      return ErrnoToStatus(errno, StrCat("truncate ", data_path_));
+    }
+  }
+  if (::ftruncate(data_fd_.get(), static_cast<off_t>(total_bytes_)) != 0) {
+    return ErrnoToStatus(errno, StrCat("truncate ", data_path_));
+  }
+
+  std::vector<bool> bits = bitmap_->Snapshot();
+  absl::MutexLock lock(&mu_);
+  present_.assign(chunks_.size(), false);
+  for (uint32_t i = 0; i < chunks_.size(); i++) {
+    if (bits[i] || Trivial(i)) {
+      present_[i] = true;
+      present_chunks_++;
+      present_bytes_ += chunks_[i].size;
+    }
+  }
+  return absl::OkStatus();
+}
+
+LayerCache::~LayerCache() {
+  absl::Status s = Flush();
+  if (!s.ok()) LZ_LOG(kWarning, "cache: flushing ", dir_, " on close: ", s.ToString());
+}
+
+absl::Status LayerCache::EnsureChunks(absl::Span<const uint32_t> chunks, FetchPriority priority) {
+  std::vector<uint32_t> sorted;
+  sorted.reserve(chunks.size());
+  for (uint32_t c : chunks) {
+    if (c >= chunks_.size()) {
+      return absl::InvalidArgumentError(
+          StrCat("chunk ", c, " out of range (", chunks_.size(), " chunks)"));
+    }
+    sorted.push_back(c);
+  }
+  std::sort(sorted.begin(), sorted.end(), [this](uint32_t a, uint32_t b) {
+    return chunks_[a].compressed_offset != chunks_[b].compressed_offset
+               ? chunks_[a].compressed_offset < chunks_[b].compressed_offset
+               : a < b;
+  });
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  if (priority == FetchPriority::kOnDemand) return FetchAndWait(sorted);
+
+  // Prefetch: one request's worth of chunks at a time, under the per-layer slot limit.
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i + 1;
+    uint64_t begin = chunks_[sorted[i]].compressed_offset;
+    while (j < sorted.size() &&
+           chunks_[sorted[j]].compressed_offset + chunks_[sorted[j]].compressed_size - begin <=
+               options_.max_request_bytes) {
+      j++;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      while (prefetch_active_ >= std::max(1, options_.max_prefetch_fetches)) changed_.Wait(&mu_);
+      prefetch_active_++;
+    }
+    absl::Status s = FetchAndWait(absl::MakeConstSpan(sorted).subspan(i, j - i));
+    {
+      absl::MutexLock lock(&mu_);
+      prefetch_active_--;
+      changed_.SignalAll();
+    }
+    RETURN_IF_ERROR(s);
+    i = j;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted) {
+  std::vector<Group> mine;
+  std::vector<std::pair<uint32_t, std::shared_ptr<Flight>>> theirs;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<uint32_t> claim;
+    auto try_claim = [&](uint32_t c) {
+      if (present_[c]) return false;
+      if (auto it = in_flight_.find(c); it != in_flight_.end()) {
+        // A null flight is a claim of this very call (a sibling claimed earlier).
+        if (it->second != nullptr) theirs.emplace_back(c, it->second);
+        return false;
+      }
+      in_flight_[c] = nullptr;  // the group's flight is filled in below, still under mu_
+      claim.push_back(c);
+      return true;
+    };
+    for (uint32_t c : sorted) {
+      if (present_[c]) {
+        counters_.hits++;
+        continue;
+      }
+      if (auto it = in_flight_.find(c); it != in_flight_.end() && it->second != nullptr) {
+        counters_.waits++;
+      }
+      if (!try_claim(c)) continue;
+      // Chunks sharing this compressed range come for free with it.
+      uint64_t off = chunks_[c].compressed_offset;
+      auto lo = std::lower_bound(blob_order_.begin(), blob_order_.end(), off,
+                                 [this](uint32_t x, uint64_t o) {
+                                   return chunks_[x].compressed_offset < o;
+                                 });
+      for (auto it = lo; it != blob_order_.end() && chunks_[*it].compressed_offset == off; ++it) {
+        if (*it != c && !present_[*it] && !in_flight_.count(*it)) try_claim(*it);
+      }
+    }
+    std::sort(claim.begin(), claim.end(), [this](uint32_t a, uint32_t b) {
+      return chunks_[a].compressed_offset != chunks_[b].compressed_offset
+                 ? chunks_[a].compressed_offset < chunks_[b].compressed_offset
+                 : a < b;
+    });
+    for (uint32_t c : claim) {
+      const Chunk& ch = chunks_[c];
+      uint64_t end = ch.compressed_offset + ch.compressed_size;
+      bool joins = !mine.empty() &&
+                   ch.compressed_offset <= mine.back().end + options_.max_gap_bytes &&
+                   std::max(end, mine.back().end) - mine.back().begin <= options_.max_request_bytes;
+      if (!joins) {
+        mine.emplace_back();
+        mine.back().begin = ch.compressed_offset;
+        mine.back().flight = std::make_shared<Flight>();
+      }
+      mine.back().end = std::max(mine.back().end, end);
+      mine.back().chunks.push_back(c);
+      in_flight_[c] = mine.back().flight;
+    }
+  }
+
+  absl::Status first_error;
+  for (const Group& g : mine) {
+    std::vector<uint32_t> written;
+    absl::Status s = FetchGroup(g, &written);
+    FinishGroup(g, written, s);
+    if (!s.ok() && first_error.ok()) first_error = s;
+  }
+  if (!mine.empty()) {
+    bool sync_now;
+    {
+      absl::MutexLock lock(&mu_);
+      sync_now = unsynced_bytes_ > 0 && unsynced_bytes_ >= options_.sync_batch_bytes;
+    }
+    if (sync_now) {
+      absl::Status s = Flush();
+      if (!s.ok()) LZ_LOG(kWarning, "cache: flush of ", dir_, " failed: ", s.ToString());
+    }
+  }
+
+  absl::MutexLock lock(&mu_);
+  for (auto& [chunk, flight] : theirs) {
+    while (!flight->done) changed_.Wait(&mu_);
+    if (!present_[chunk] && first_error.ok()) {
+      first_error = flight->status.ok()
+                        ? absl::InternalError(StrCat("chunk ", chunk, " missing after its fetch"))
+                        : flight->status;
+    }
+  }
+  return first_error;
+}
+
+absl::Status LayerCache::FetchGroup(const Group& g, std::vector<uint32_t>* written) {
+  if (source_ == nullptr) {
+    return absl::UnavailableError(StrCat("cache ", dir_, ": chunk missing and no blob source"));
+  }
+  std::string buf(g.end - g.begin, '\0');
+  counters_.requests++;
+  absl::Status s = source_->ReadAt(g.begin, absl::MakeSpan(buf));
+  if (!s.ok()) {
+    counters_.fetch_failures++;
+    LZ_LOG(kWarning, "cache: fetching blob range [", g.begin, ", ", g.end, ") for ", dir_,
+           " failed: ", s.ToString());
+    return s;
+  }
+  counters_.bytes_fetched += buf.size();
+  absl::Status first_error;
+  std::string out;
+  for (uint32_t c : g.chunks) {
+    const Chunk& ch = chunks_[c];
+    out.resize(ch.size);
+    std::string_view compressed(buf.data() + (ch.compressed_offset - g.begin), ch.compressed_size);
+    absl::Status d = decoder_->Decode(ch, compressed, absl::MakeSpan(out));
+    if (!d.ok()) {
+      counters_.verification_failures++;
+      LZ_LOG(kError, "cache: chunk ", c, " (blob offset ", ch.compressed_offset, ") of ", dir_,
+             " failed verification: ", d.ToString());
+      if (first_error.ok()) first_error = d;
+      continue;
+    }
+    absl::Status w = PwriteFull(data_fd_.get(), data_offset_[c], out, data_path_);
+    if (!w.ok()) {
+      LZ_LOG(kError, "cache: writing chunk ", c, " to ", data_path_, ": ", w.ToString());
+      if (first_error.ok()) first_error = w;
+      continue;
+    }
+    counters_.chunks_fetched++;
+    written->push_back(c);
+  }
+  return first_error;
+}
+
+void LayerCache::FinishGroup(const Group& g, const std::vector<uint32_t>& written,
+                             const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  for (uint32_t c : written) {
+    present_[c] = true;
+    present_chunks_++;
+    present_bytes_ += chunks_[c].size;
+    unsynced_.push_back(c);
+    unsynced_bytes_ += chunks_[c].size;
+  }
+  for (uint32_t c : g.chunks) in_flight_.erase(c);
+  g.flight->status = status;
+  g.flight->done = true;
+  changed_.SignalAll();
+}
+
+absl::Status LayerCache::Flush() {
+  std::vector<uint32_t> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    while (flushing_) changed_.Wait(&mu_);
+    if (unsynced_.empty()) return absl::OkStatus();
+    flushing_ = true;
+    batch.swap(unsynced_);
+    unsynced_bytes_ = 0;
+  }
+  absl::Status s = DataSync(data_fd_.get(), data_path_);
+  if (s.ok()) s = bitmap_->Set(batch);
+  absl::MutexLock lock(&mu_);
+  flushing_ = false;
+  changed_.SignalAll();
+  if (!s.ok()) {
+    // The bytes may not be on disk: forget the chunks so they are fetched and written again.
+    LZ_LOG(kError, "cache: making ", batch.size(), " chunks of ", dir_,
+           " durable failed: ", s.ToString());
+    for (uint32_t c : batch) {
+      if (present_[c] && !bitmap_->Test(c)) {
+        present_[c] = false;
+        present_chunks_--;
+        present_bytes_ -= chunks_[c].size;
+      }
+    }
+    return s;
+  }
+  counters_.syncs++;
+  return absl::OkStatus();
+}
+
+std::vector<uint32_t> LayerCache::ChunksOfRange(const Entry& file, uint64_t offset,
+                                                uint64_t length) const {
+  std::vector<uint32_t> out;
+  if (length == 0 || offset >= file.size ||
+      uint64_t{file.chunks_begin} + file.chunks_count > chunks_.size()) {
+    return out;
+  }
+  uint64_t end = length > file.size - offset ? file.size : offset + length;
+  auto cs = chunks_.subspan(file.chunks_begin, file.chunks_count);
+  auto it = std::upper_bound(cs.begin(), cs.end(), offset,
+                             [](uint64_t off, const Chunk& c) { return off < c.file_offset; });
+  if (it != cs.begin()) --it;
+  for (; it != cs.end() && it->file_offset < end; ++it) {
+    out.push_back(file.chunks_begin + static_cast<uint32_t>(it - cs.begin()));
+  }
+  return out;
+}
+
+absl::StatusOr<DataRange> LayerCache::FileRange(const Entry& file, uint64_t offset,
+                                                uint64_t length, FetchPriority priority) {
+  if (uint64_t{file.chunks_begin} + file.chunks_count > chunks_.size()) {
+    return absl::InvalidArgumentError("file's chunks are outside the chunk table");
+  }
+  uint64_t covered = file.chunks_count == 0
+                         ? 0
+                         : chunks_[file.chunks_begin + file.chunks_count - 1].file_offset +
+                               chunks_[file.chunks_begin + file.chunks_count - 1].size;
+  if (covered != file.size) {
+    return absl::InvalidArgumentError(
+        StrCat("file of ", file.size, " bytes has chunks covering ", covered));
+  }
+  DataRange r;
+  r.fd = data_fd_.get();
+  if (offset >= file.size || length == 0) return r;
+  r.length = std::min(length, file.size - offset);
+  r.offset = data_offset_[file.chunks_begin] + offset;
+  RETURN_IF_ERROR(EnsureChunks(ChunksOfRange(file, offset, r.length), priority));
+  return r;
+}
+
+absl::StatusOr<size_t> LayerCache::ReadFile(const Entry& file, uint64_t offset,
+                                            absl::Span<char> buf, FetchPriority priority) {
+  ASSIGN_OR_RETURN(DataRange r, FileRange(file, offset, buf.size(), priority));
+  RETURN_IF_ERROR(PreadFull(r.fd, r.offset, buf.subspan(0, r.length), data_path_));
+  return static_cast<size_t>(r.length);
+}
+
+bool LayerCache::IsPresent(uint32_t chunk) const {
+  absl::MutexLock lock(&mu_);
+  return chunk < present_.size() && present_[chunk];
+}
+
+bool LayerCache::Complete() const {
+  absl::MutexLock lock(&mu_);
+  return present_chunks_ == chunks_.size();
+}
+
+LayerCacheStats LayerCache::stats() const {
+  LayerCacheStats s;
+  s.hits = counters_.hits;
+  s.waits = counters_.waits;
+  s.requests = counters_.requests;
+  s.bytes_fetched = counters_.bytes_fetched;
+  s.chunks_fetched = counters_.chunks_fetched;
+  s.verification_failures = counters_.verification_failures;
+  s.fetch_failures = counters_.fetch_failures;
+  s.syncs = counters_.syncs;
+  absl::MutexLock lock(&mu_);
+  s.present_chunks = present_chunks_;
+  s.total_chunks = chunks_.size();
+  s.present_bytes = present_bytes_;
+  s.total_bytes = total_bytes_;
+  return s;
+}
+
+}  // namespace lazysnap

@@ -1,0 +1,174 @@
+// LayerCache: the local store of one lazily loaded layer's file data.
+//
+// Files in the data directory:
+//   data    sparse; chunk i's uncompressed bytes sit at data_offset(i), the prefix sum of the
+//           sizes of chunks 0..i-1 in index order. A file's chunks are contiguous in the index
+//           and tile the file, so any byte range of a file is ONE contiguous range of `data`
+//           (FileRange(): pread/splice it whole).
+//   bitmap  ChunkBitmap: which chunks are durable in `data`.
+//
+// Fetching: EnsureChunks() claims every requested chunk that is neither present nor in flight,
+// coalesces the claimed chunks that are adjacent in the blob (contiguous compressed ranges,
+// or separated by at most max_gap_bytes, up to max_request_bytes per request) into single
+// BlobSource::ReadAt calls, decodes and verifies each chunk (ChunkDecoder), writes it to `data`
+// and only then marks it present. Chunks claimed by another caller are waited on, never
+// fetched twice. Chunks sharing one compressed range (eStargz innerOffset) are fetched once.
+// A failed fetch or verification fails the read (Unavailable / DeadlineExceeded / DataLoss, as
+// the source or decoder says), is logged and counted, and leaves the chunk missing so the next
+// read retries. Nothing unverified is ever served.
+//
+// Durability (crash safety): a chunk's bit reaches the on-disk bitmap only after an
+// fdatasync(data) that covers its bytes. fdatasync per chunk would cost a disk flush per
+// on-demand read, so written chunks are served at once from the page cache and their bits are
+// persisted in batches: when sync_batch_bytes of unsynced data accumulate, on Flush(), and on
+// destruction. A crash loses at most the unsynced batch (re-fetched later) and never leaves a
+// bit set over bytes that did not reach the disk.
+#ifndef LAZYSNAP_CACHE_LAYER_CACHE_H_
+#define LAZYSNAP_CACHE_LAYER_CACHE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "base/blob_source.h"
+#include "cache/chunk_bitmap.h"
+#include "cache/chunk_decoder.h"
+#include "cache/file_io.h"
+#include "format/index.h"
+
+namespace lazysnap {
+
+// kOnDemand reads (a process waits) fetch everything at once; kPrefetch fetches one request
+// at a time and at most max_prefetch_fetches such requests per layer run at once, so
+// background work never crowds out on-demand reads.
+enum class FetchPriority { kOnDemand, kPrefetch };
+
+struct LayerCacheOptions {
+  uint64_t max_request_bytes = 8ull << 20;  // cap on one coalesced ReadAt
+  uint64_t max_gap_bytes = 32ull << 10;     // unused blob bytes worth fetching to coalesce
+  uint64_t sync_batch_bytes = 64ull << 20;  // 0: fdatasync + persist bits after every request
+  int max_prefetch_fetches = 2;
+};
+
+// Counters since open; a snapshot.
+struct LayerCacheStats {
+  uint64_t hits = 0;                   // requested chunks that were already present
+  uint64_t waits = 0;                  // requested chunks another caller was fetching
+  uint64_t requests = 0;               // BlobSource::ReadAt calls
+  uint64_t bytes_fetched = 0;          // blob bytes read
+  uint64_t chunks_fetched = 0;         // chunks decoded, verified and written
+  uint64_t verification_failures = 0;  // chunks the decoder rejected
+  uint64_t fetch_failures = 0;         // failed ReadAt calls
+  uint64_t syncs = 0;                  // batches made durable
+  uint64_t present_chunks = 0, total_chunks = 0;
+  uint64_t present_bytes = 0, total_bytes = 0;
+};
+
+// Where a file range lives in the data file, for pread/splice by the caller.
+struct DataRange {
+  int fd = -1;          // the data file; valid while the LayerCache lives; do not close
+  uint64_t offset = 0;  // in the data file
+  uint64_t length = 0;  // clamped to the end of the file
+};
+
+class LayerCache {
+ public:
+  // Opens (creating) the cache in existing directory `dir` for the layer identified by
+  // `layer_id` (its TOC digest) whose chunk table is `chunks` (LayerIndex::chunks()); `chunks`
+  // must outlive the LayerCache. An untrusted bitmap is reset (see ChunkBitmap). `source` may
+  // be null (offline: missing chunks are Unavailable). A chunk table whose files' chunks do
+  // not tile them is InvalidArgument.
+  static absl::StatusOr<std::unique_ptr<LayerCache>> Open(
+      std::string dir, const Sha256& layer_id, absl::Span<const Chunk> chunks,
+      std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
+      const LayerCacheOptions& options = {});
+  // Flushes (errors logged). No call may be in progress.
+  ~LayerCache();
+  LayerCache(const LayerCache&) = delete;
+  LayerCache& operator=(const LayerCache&) = delete;
+
+  // Every method below is thread-safe.
+
+  // Makes chunks (indices into the chunk table, any order, duplicates allowed) present,
+  // fetching the missing ones; blocks until they are or one failed (the first error).
+  absl::Status EnsureChunks(absl::Span<const uint32_t> chunks,
+                            FetchPriority priority = FetchPriority::kOnDemand);
+
+  // Reads up to buf.size() bytes of regular file `file` (the Entry holding the data: for a
+  // hard link, index.entry(e.inode)) at `offset`, fetching as needed. Returns the bytes read:
+  // fewer than asked only at the end of the file, 0 at or past it.
+  absl::StatusOr<size_t> ReadFile(const Entry& file, uint64_t offset, absl::Span<char> buf,
+                                  FetchPriority priority = FetchPriority::kOnDemand);
+
+  // Ensures [offset, offset + length) of `file` is present and says where it is in the data
+  // file, so the caller can splice or pread it directly.
+  absl::StatusOr<DataRange> FileRange(const Entry& file, uint64_t offset, uint64_t length,
+                                      FetchPriority priority = FetchPriority::kOnDemand);
+
+  // Indices of the chunks of `file` overlapping [offset, offset + length).
+  std::vector<uint32_t> ChunksOfRange(const Entry& file, uint64_t offset, uint64_t length) const;
+
+  bool IsPresent(uint32_t chunk) const;
+  // True when every chunk is present.
+  bool Complete() const;
+  // Makes every written chunk durable and its bit persistent (fdatasync data, then bitmap).
+  absl::Status Flush();
+
+  LayerCacheStats stats() const;
+  uint64_t data_offset(uint32_t chunk) const { return data_offset_[chunk]; }
+  const std::string& dir() const { return dir_; }
+  // Why the bitmap was reset on open (OK if it was trusted).
+  const absl::Status& reset_reason() const { return bitmap_->reset_reason(); }
+
+ private:
+  struct Flight;
+  struct Group;
+  LayerCache(std::string dir, absl::Span<const Chunk> chunks, std::shared_ptr<BlobSource> source,
+             std::shared_ptr<ChunkDecoder> decoder, const LayerCacheOptions& options);
+  absl::Status Init(const Sha256& layer_id);
+  absl::Status FetchAndWait(absl::Span<const uint32_t> sorted);
+  absl::Status FetchGroup(const Group& group, std::vector<uint32_t>* written);
+  void FinishGroup(const Group& group, const std::vector<uint32_t>& written,
+                   const absl::Status& status);
+  bool Trivial(uint32_t chunk) const { return chunks_[chunk].size == 0 || chunks_[chunk].zeros; }
+
+  const std::string dir_;
+  const std::string data_path_;
+  const absl::Span<const Chunk> chunks_;
+  const std::shared_ptr<BlobSource> source_;
+  const std::shared_ptr<ChunkDecoder> decoder_;
+  const LayerCacheOptions options_;
+  std::vector<uint64_t> data_offset_;  // size chunks_.size() + 1; immutable after Init
+  std::vector<uint32_t> blob_order_;   // non-trivial chunks by (compressed_offset, index)
+  uint64_t total_bytes_ = 0;
+  UniqueFd data_fd_;
+  std::unique_ptr<ChunkBitmap> bitmap_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar changed_;  // a flight finished, a flush ended or a prefetch slot freed
+  std::vector<bool> present_ ABSL_GUARDED_BY(mu_);  // written (maybe not yet durable)
+  std::unordered_map<uint32_t, std::shared_ptr<Flight>> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> unsynced_ ABSL_GUARDED_BY(mu_);
+  uint64_t unsynced_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t present_chunks_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t present_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool flushing_ ABSL_GUARDED_BY(mu_) = false;
+  int prefetch_active_ ABSL_GUARDED_BY(mu_) = 0;
+
+  struct Counters {
+    std::atomic<uint64_t> hits{0}, waits{0}, requests{0}, bytes_fetched{0}, chunks_fetched{0},
+        verification_failures{0}, fetch_failures{0}, syncs{0};
+  };
+  mutable Counters counters_;
+};
+
+}  // namespace lazysnap
+
+#endif  // LAZYSNAP_CACHE_LAYER_CACHE_H_

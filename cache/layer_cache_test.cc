@@ -1,0 +1,411 @@
+#include "cache/layer_cache.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "cache/testing.h"
+#include "gtest/gtest.h"
+
+namespace lazysnap {
+namespace {
+
+using cache_testing::MakeTestLayer;
+using cache_testing::PlainChunkDecoder;
+using cache_testing::RecordingBlobSource;
+using cache_testing::TempDir;
+using cache_testing::TestLayer;
+
+class LayerCacheTest : public ::testing::Test {
+ protected:
+  void Use(TestLayer layer) {
+    layer_ = std::move(layer);
+    source_ = std::make_shared<RecordingBlobSource>(layer_.blob);
+  }
+  absl::StatusOr<std::unique_ptr<LayerCache>> OpenCache(LayerCacheOptions options = {}) {
+    return LayerCache::Open(dir_.path(), layer_id_, layer_.chunks, source_,
+                            std::make_shared<PlainChunkDecoder>(), options);
+  }
+  std::unique_ptr<LayerCache> MustOpen(LayerCacheOptions options = {}) {
+    auto c = OpenCache(options);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+  // Reads [offset, offset + n) of file f through the cache and checks the bytes.
+  void ExpectRead(LayerCache& cache, size_t f, uint64_t offset, size_t n) {
+    std::string buf(n, '\0');
+    auto got = cache.ReadFile(layer_.files[f], offset, absl::MakeSpan(buf));
+    ASSERT_TRUE(got.ok()) << got.status();
+    std::string want = layer_.contents[f].substr(std::min<uint64_t>(offset, layer_.contents[f].size()), n);
+    ASSERT_EQ(*got, want.size());
+    EXPECT_TRUE(buf.substr(0, *got) == want) << "file " << f << " at " << offset;
+  }
+
+  TempDir dir_;
+  Sha256 layer_id_ = Sha256::Of("toc");
+  TestLayer layer_;
+  std::shared_ptr<RecordingBlobSource> source_;
+};
+
+TEST_F(LayerCacheTest, ReadsFilesAndPersistsAcrossReopen) {
+  Use(MakeTestLayer({10000, 0, 1, 65536, 4096}, 4096));
+  {
+    auto cache = MustOpen();
+    for (size_t f = 0; f < layer_.files.size(); f++) ExpectRead(*cache, f, 0, 70000);
+    ExpectRead(*cache, 0, 4000, 200);      // spans a chunk boundary
+    ExpectRead(*cache, 3, 65530, 100);     // short at the end of the file
+    ExpectRead(*cache, 3, 65536, 100);     // at the end: 0 bytes
+    EXPECT_TRUE(cache->Complete());
+    EXPECT_EQ(cache->stats().chunks_fetched, layer_.chunks.size());
+  }
+  source_->clear();
+  auto cache = MustOpen();
+  EXPECT_TRUE(cache->reset_reason().ok());
+  EXPECT_TRUE(cache->Complete());
+  for (size_t f = 0; f < layer_.files.size(); f++) ExpectRead(*cache, f, 0, 70000);
+  EXPECT_TRUE(source_->requests().empty());
+  EXPECT_EQ(cache->stats().chunks_fetched, 0u);
+}
+
+TEST_F(LayerCacheTest, FileRangeIsOneContiguousRangeOfTheDataFile) {
+  Use(MakeTestLayer({5000, 20000}, 4096));
+  auto cache = MustOpen();
+  auto r = cache->FileRange(layer_.files[1], 3000, 10000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->offset, 5000u + 3000u);
+  EXPECT_EQ(r->length, 10000u);
+  std::string buf(r->length, '\0');
+  ASSERT_EQ(pread(r->fd, buf.data(), buf.size(), r->offset), static_cast<ssize_t>(buf.size()));
+  EXPECT_TRUE(buf == layer_.contents[1].substr(3000, 10000));
+}
+
+TEST_F(LayerCacheTest, CoalescesAdjacentChunksIntoOneRequest) {
+  Use(MakeTestLayer({40960}, 4096));
+  auto cache = MustOpen();
+  ExpectRead(*cache, 0, 0, 40960);
+  ASSERT_EQ(source_->requests().size(), 1u);
+  EXPECT_EQ(source_->requests()[0].offset, 0u);
+  EXPECT_EQ(source_->requests()[0].size, 40960u);
+  auto st = cache->stats();
+  EXPECT_EQ(st.requests, 1u);
+  EXPECT_EQ(st.chunks_fetched, 10u);
+  EXPECT_EQ(st.bytes_fetched, 40960u);
+}
+
+TEST_F(LayerCacheTest, RequestSizeIsCapped) {
+  Use(MakeTestLayer({40960}, 4096));
+  LayerCacheOptions o;
+  o.max_request_bytes = 16384;
+  auto cache = MustOpen(o);
+  ExpectRead(*cache, 0, 0, 40960);
+  auto reqs = source_->requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  for (auto& r : reqs) EXPECT_LE(r.size, 16384u);
+}
+
+TEST_F(LayerCacheTest, CoalescesAcrossSmallGapsOnly) {
+  Use(MakeTestLayer({4096, 4096, 4096}, 4096, /*gap=*/100));
+  LayerCacheOptions o;
+  o.max_gap_bytes = 100;
+  auto cache = MustOpen(o);
+  std::vector<uint32_t> all = {0, 1, 2};
+  ASSERT_TRUE(cache->EnsureChunks(all).ok());
+  EXPECT_EQ(source_->requests().size(), 1u);
+
+  TempDir other;
+  o.max_gap_bytes = 99;
+  auto cache2 = LayerCache::Open(other.path(), layer_id_, layer_.chunks, source_,
+                                 std::make_shared<PlainChunkDecoder>(), o);
+  ASSERT_TRUE(cache2.ok());
+  source_->clear();
+  ASSERT_TRUE((*cache2)->EnsureChunks(all).ok());
+  EXPECT_EQ(source_->requests().size(), 3u);
+}
+
+TEST_F(LayerCacheTest, ConcurrentReadersGetCorrectBytesAndEachChunkIsFetchedOnce) {
+  std::vector<uint64_t> sizes;
+  for (int i = 0; i < 40; i++) sizes.push_back(1000 + i * 3331);
+  Use(MakeTestLayer(sizes, 4096));
+  source_->set_hook([](uint64_t, absl::Span<char>) {
+    absl::SleepFor(absl::Microseconds(200));  // widen the race windows
+    return absl::OkStatus();
+  });
+  LayerCacheOptions o;
+  o.max_gap_bytes = 0;
+  auto cache = MustOpen(o);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      for (int i = 0; i < 300; i++) {
+        size_t f = rng() % layer_.files.size();
+        uint64_t size = layer_.contents[f].size();
+        uint64_t off = rng() % size;
+        size_t n = 1 + rng() % 20000;
+        std::string buf(n, '\0');
+        auto got = cache->ReadFile(layer_.files[f], off, absl::MakeSpan(buf));
+        std::string want = layer_.contents[f].substr(off, n);
+        if (!got.ok() || *got != want.size() || buf.substr(0, *got) != want) failures++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto st = cache->stats();
+  EXPECT_GT(st.waits + st.hits, 0u);
+  uint64_t fetched = 0;
+  for (uint32_t i = 0; i < layer_.chunks.size(); i++) {
+    int times = source_->TimesRead(layer_.chunks[i].compressed_offset);
+    EXPECT_LE(times, 1) << "chunk " << i;
+    EXPECT_EQ(times == 1, cache->IsPresent(i)) << "chunk " << i;
+    fetched += times;
+  }
+  EXPECT_EQ(st.chunks_fetched, fetched);
+}
+
+TEST_F(LayerCacheTest, CorruptChunkIsAnErrorAndALaterGoodFetchSucceeds) {
+  Use(MakeTestLayer({8192}, 4096));
+  source_->set_hook([](uint64_t, absl::Span<char> buf) {
+    buf[0] ^= 1;
+    return absl::OkStatus();
+  });
+  auto cache = MustOpen();
+  std::string buf(8192, '\0');
+  auto got = cache->ReadFile(layer_.files[0], 0, absl::MakeSpan(buf));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(cache->IsPresent(0));  // the corrupt one
+  EXPECT_TRUE(cache->IsPresent(1));   // its neighbour in the same request verified fine
+  EXPECT_EQ(cache->stats().verification_failures, 1u);
+
+  source_->set_hook(nullptr);
+  ExpectRead(*cache, 0, 0, 8192);
+  EXPECT_TRUE(cache->Complete());
+  ASSERT_TRUE(cache->Flush().ok());
+  cache.reset();
+  // Only verified chunks ever reached the bitmap.
+  auto again = MustOpen();
+  EXPECT_TRUE(again->Complete());
+  ExpectRead(*again, 0, 0, 8192);
+}
+
+TEST_F(LayerCacheTest, FetchFailureIsReportedAndRetried) {
+  Use(MakeTestLayer({4096}, 4096));
+  source_->set_hook([](uint64_t, absl::Span<char>) {
+    return absl::UnavailableError("connection reset");
+  });
+  auto cache = MustOpen();
+  std::string buf(10, '\0');
+  EXPECT_EQ(cache->ReadFile(layer_.files[0], 0, absl::MakeSpan(buf)).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(cache->stats().fetch_failures, 1u);
+  EXPECT_FALSE(cache->IsPresent(0));
+  source_->set_hook(nullptr);
+  ExpectRead(*cache, 0, 0, 10);
+}
+
+TEST_F(LayerCacheTest, WaitersOfAFailedFetchGetItsError) {
+  Use(MakeTestLayer({4096}, 4096));
+  std::atomic<int> calls{0};
+  source_->set_hook([&](uint64_t, absl::Span<char>) {
+    calls++;
+    absl::SleepFor(absl::Milliseconds(200));
+    return absl::DeadlineExceededError("slow registry");
+  });
+  auto cache = MustOpen();
+  std::vector<absl::Status> results(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([&, t] {
+      std::vector<uint32_t> c = {0};
+      results[t] = cache->EnsureChunks(c);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& s : results) EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_LT(calls.load(), 4);  // at least some waited on a shared fetch
+  EXPECT_EQ(calls.load() + static_cast<int>(cache->stats().waits), 4);
+}
+
+TEST_F(LayerCacheTest, SharedCompressedRangeIsFetchedOnce) {
+  // Three small files packed in one "member" (eStargz innerOffset).
+  TestLayer l;
+  std::string member;
+  for (int f = 0; f < 3; f++) {
+    std::string data = cache_testing::PseudoRandom(100 + f * 50, f);
+    Chunk c;
+    c.compressed_offset = 0;
+    c.inner_offset = static_cast<uint32_t>(member.size());
+    c.size = static_cast<uint32_t>(data.size());
+    c.entry = f;
+    c.digest = Sha256::Of(data);
+    c.has_digest = true;
+    l.chunks.push_back(c);
+    Entry e;
+    e.size = data.size();
+    e.chunks_begin = f;
+    e.chunks_count = 1;
+    l.files.push_back(e);
+    member += data;
+    l.contents.push_back(data);
+  }
+  for (auto& c : l.chunks) c.compressed_size = static_cast<uint32_t>(member.size());
+  l.blob = member;
+  Use(std::move(l));
+  auto cache = MustOpen();
+  ExpectRead(*cache, 1, 0, 1000);
+  ExpectRead(*cache, 0, 0, 1000);
+  ExpectRead(*cache, 2, 0, 1000);
+  EXPECT_EQ(source_->requests().size(), 1u);
+  EXPECT_EQ(cache->stats().chunks_fetched, 3u);
+}
+
+TEST_F(LayerCacheTest, ZerosChunksNeedNoFetch) {
+  Use(MakeTestLayer({8192}, 4096));
+  layer_.chunks[1].zeros = true;
+  layer_.contents[0].replace(4096, 4096, std::string(4096, '\0'));
+  auto cache = MustOpen();
+  EXPECT_TRUE(cache->IsPresent(1));
+  ExpectRead(*cache, 0, 4096, 4096);
+  EXPECT_TRUE(source_->requests().empty());
+  ExpectRead(*cache, 0, 0, 8192);
+}
+
+TEST_F(LayerCacheTest, PrefetchPriorityFetchesEverything) {
+  Use(MakeTestLayer({100000, 100000}, 4096));
+  LayerCacheOptions o;
+  o.max_request_bytes = 32768;
+  auto cache = MustOpen(o);
+  std::vector<uint32_t> all;
+  for (uint32_t i = 0; i < layer_.chunks.size(); i++) all.push_back(i);
+  ASSERT_TRUE(cache->EnsureChunks(all, FetchPriority::kPrefetch).ok());
+  EXPECT_TRUE(cache->Complete());
+  for (auto& r : source_->requests()) EXPECT_LE(r.size, 32768u);
+  ExpectRead(*cache, 1, 0, 100000);
+}
+
+TEST_F(LayerCacheTest, CrashBeforeTheBitIsPersistedMeansRefetch) {
+  Use(MakeTestLayer({20000}, 4096));
+  // A child process fetches (data written, bits not yet persisted) and dies without cleanup.
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto cache = OpenCache();
+    std::string buf(20000, '\0');
+    bool ok = cache.ok() && (*cache)->ReadFile(layer_.files[0], 0, absl::MakeSpan(buf)).ok() &&
+              (*cache)->Complete();
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto cache = MustOpen();
+  EXPECT_EQ(cache->stats().present_chunks, 0u);
+  ExpectRead(*cache, 0, 0, 20000);
+  EXPECT_EQ(source_->requests().size(), 1u);
+}
+
+TEST_F(LayerCacheTest, CrashAfterFlushKeepsChunks) {
+  Use(MakeTestLayer({20000}, 4096));
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto cache = OpenCache();
+    std::string buf(20000, '\0');
+    bool ok = cache.ok() && (*cache)->ReadFile(layer_.files[0], 0, absl::MakeSpan(buf)).ok() &&
+              (*cache)->Flush().ok();
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  source_->clear();
+  auto cache = MustOpen();
+  EXPECT_TRUE(cache->Complete());
+  ExpectRead(*cache, 0, 0, 20000);
+  EXPECT_TRUE(source_->requests().empty());
+}
+
+TEST_F(LayerCacheTest, SyncBatchZeroPersistsEveryRequest) {
+  Use(MakeTestLayer({4096, 4096}, 4096, /*gap=*/1 << 20));
+  LayerCacheOptions o;
+  o.sync_batch_bytes = 0;
+  auto cache = MustOpen(o);
+  ExpectRead(*cache, 0, 0, 10);
+  EXPECT_EQ(cache->stats().syncs, 1u);
+  ExpectRead(*cache, 1, 0, 10);
+  EXPECT_EQ(cache->stats().syncs, 2u);
+}
+
+TEST_F(LayerCacheTest, CorruptBitmapHeaderResetsTheLayer) {
+  Use(MakeTestLayer({20000}, 4096));
+  {
+    auto cache = MustOpen();
+    ExpectRead(*cache, 0, 0, 20000);
+  }
+  {
+    FILE* f = fopen((dir_.path() + "/bitmap").c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    fputc('X', f);
+    fclose(f);
+  }
+  source_->clear();
+  auto cache = MustOpen();
+  EXPECT_FALSE(cache->reset_reason().ok());
+  EXPECT_EQ(cache->stats().present_chunks, 0u);
+  ExpectRead(*cache, 0, 0, 20000);
+  EXPECT_EQ(source_->requests().size(), 1u);
+}
+
+TEST_F(LayerCacheTest, ADifferentLayerInTheSameDirectoryIsNotTrusted) {
+  Use(MakeTestLayer({20000}, 4096));
+  { ExpectRead(*MustOpen(), 0, 0, 20000); }
+  layer_id_ = Sha256::Of("another toc");
+  Use(MakeTestLayer({20000}, 4096, 0, /*seed=*/7));
+  auto cache = MustOpen();
+  EXPECT_FALSE(cache->reset_reason().ok());
+  ExpectRead(*cache, 0, 0, 20000);
+}
+
+TEST_F(LayerCacheTest, TruncatedDataFileResetsTheLayer) {
+  Use(MakeTestLayer({20000}, 4096));
+  { ExpectRead(*MustOpen(), 0, 0, 20000); }
+  ASSERT_EQ(truncate((dir_.path() + "/data").c_str(), 100), 0);
+  source_->clear();
+  auto cache = MustOpen();
+  EXPECT_EQ(cache->stats().present_chunks, 0u);
+  ExpectRead(*cache, 0, 0, 20000);
+}
+
+TEST_F(LayerCacheTest, OfflineServesPresentChunksOnly) {
+  Use(MakeTestLayer({4096, 4096}, 4096));
+  {
+    auto cache = MustOpen();
+    ExpectRead(*cache, 0, 0, 4096);
+  }
+  source_ = nullptr;
+  auto cache = MustOpen();
+  ExpectRead(*cache, 0, 0, 4096);
+  std::string buf(10, '\0');
+  EXPECT_EQ(cache->ReadFile(layer_.files[1], 0, absl::MakeSpan(buf)).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(LayerCacheTest, RejectsChunksThatDoNotTileTheirFile) {
+  Use(MakeTestLayer({8192}, 4096));
+  layer_.chunks[1].file_offset = 4000;
+  EXPECT_EQ(OpenCache().status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(LayerCacheTest, OutOfRangeChunkIsInvalidArgument) {
+  Use(MakeTestLayer({4096}, 4096));
+  auto cache = MustOpen();
+  std::vector<uint32_t> c = {1};
+  EXPECT_EQ(cache->EnsureChunks(c).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lazysnap
