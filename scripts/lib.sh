@@ -20,11 +20,13 @@ _LS_CLEANUPS=()
 ls_on_exit() { _LS_CLEANUPS+=("$*"); }
 _ls_run_cleanups() {
   local rc=$? i
-  LS_EXIT_RC=$rc
   trap - EXIT
   for ((i = ${#_LS_CLEANUPS[@]} - 1; i >= 0; i--)); do
     eval "${_LS_CLEANUPS[i]}" >/dev/null 2>&1 || true
   done
+  if [ -n "${LS_TEST_NAME:-}" ]; then
+    if [ "$rc" = 0 ]; then echo "PASS: $LS_TEST_NAME"; else echo "FAIL: $LS_TEST_NAME (exit $rc)"; fi
+  fi
   exit "$rc"
 }
 trap _ls_run_cleanups EXIT
@@ -40,17 +42,16 @@ ls_umount_below() {
   done
 }
 
-# ls_tmpdir NAME: a fresh directory under /tmp (short path: unix socket paths are limited to
-# 108 bytes), removed at exit unless LAZYSNAP_KEEP_TMP=1.
+# ls_tmpdir NAME: makes a fresh directory under /tmp (short path: unix socket paths are limited
+# to 108 bytes) and sets LS_TMP to it; removed at exit unless LAZYSNAP_KEEP_TMP=1. (Not to be
+# called in $(...): the cleanup would be registered in the subshell.)
 ls_tmpdir() {
-  local d
-  d=$(mktemp -d "/tmp/ls-${1:-t}.XXXXXX")
+  LS_TMP=$(mktemp -d "/tmp/ls-${1:-t}.XXXXXX")
   if [ "${LAZYSNAP_KEEP_TMP:-0}" = 1 ]; then
-    ls_log "keeping $d"
+    ls_log "keeping $LS_TMP"
   else
-    ls_on_exit "ls_umount_below '$d'; rm -rf '$d'"
+    ls_on_exit "ls_umount_below '$LS_TMP'; rm -rf '$LS_TMP'"
   fi
-  echo "$d"
 }
 
 # A TCP port on 127.0.0.1 that was free a moment ago.
@@ -89,8 +90,6 @@ ls_elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a
 # exits 0 and "FAIL: NAME" otherwise.
 ls_test_result() {
   LS_TEST_NAME=$1
-  # Registered first, so it runs last, after every other cleanup.
-  _LS_CLEANUPS=('if [ "$LS_EXIT_RC" = 0 ]; then echo "PASS: $LS_TEST_NAME"; else echo "FAIL: $LS_TEST_NAME (exit $LS_EXIT_RC)"; fi' "${_LS_CLEANUPS[@]}")
 }
 
 # ---- build -----------------------------------------------------------------------------------

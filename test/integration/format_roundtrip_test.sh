@@ -20,7 +20,8 @@ LAZYSNAP=$(ls_tool lazysnap)
 DUMP=$(ls_tool layer_dump)
 IMAGE=$(ls_python_image)
 TAG=python-special
-T=$(ls_tmpdir roundtrip)
+ls_tmpdir roundtrip
+T=$LS_TMP
 fails=0
 
 in_manifest=$(ls_oci_manifest "$IMAGE" "$TAG")
