@@ -1,0 +1,84 @@
+#include "cmd/lazysnapd/config.h"
+
+#define TOML_EXCEPTIONS 1  // Debian's compiled toml++ throws; caught right here
+#include <toml++/toml.h>
+
+#include "base/log.h"
+#include "base/status_macros.h"
+#include "base/stream.h"
+#include "base/strings.h"
+
+namespace lazysnap {
+namespace {
+
+absl::Status GetString(const toml::table& t, std::string_view key, std::string_view where,
+                       std::string* out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  auto v = n->value<std::string>();
+  if (!v || !n->is_string()) {
+    return absl::InvalidArgumentError(StrCat("config: ", where, key, ": expected a string"));
+  }
+  *out = *v;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
+  DaemonConfig c;
+  toml::table t;
+  try {
+    t = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(StrCat("config: line ", e.source().begin.line, ": ",
+                                             e.description()));
+  }
+  RETURN_IF_ERROR(GetString(t, "root", "", &c.root));
+  RETURN_IF_ERROR(GetString(t, "address", "", &c.address));
+  RETURN_IF_ERROR(GetString(t, "log_level", "", &c.log_level));
+  LogLevel level;
+  if (!ParseLogLevel(c.log_level, &level)) {
+    return absl::InvalidArgumentError(StrCat("config: log_level: unknown level \"", c.log_level,
+                                             "\" (debug, info, warn, error)"));
+  }
+  for (const auto& [k, v] : t) {
+    std::string_view key = k.str();
+    if (key == "root" || key == "address" || key == "log_level") continue;
+    if (key == "registry" || key == "cache") {
+      if (!v.is_table()) {
+        return absl::InvalidArgumentError(StrCat("config: [", key, "] must be a table"));
+      }
+      continue;
+    }
+    c.unknown_keys.push_back(std::string(key));
+  }
+  if (const toml::table* reg = t["registry"].as_table()) {
+    RETURN_IF_ERROR(GetString(*reg, "config_path", "registry.", &c.registry_config_path));
+    for (const auto& [k, v] : *reg) {
+      if (k.str() != "config_path") c.unknown_keys.push_back(StrCat("registry.", k.str()));
+    }
+  }
+  if (const toml::table* cache = t["cache"].as_table()) {
+    if (const toml::node* n = cache->get("max_bytes")) {
+      auto v = n->value<int64_t>();
+      if (!n->is_integer() || !v || *v < 0) {
+        return absl::InvalidArgumentError("config: cache.max_bytes: expected an integer >= 0");
+      }
+      c.cache_max_bytes = static_cast<uint64_t>(*v);
+    }
+    for (const auto& [k, v] : *cache) {
+      if (k.str() != "max_bytes") c.unknown_keys.push_back(StrCat("cache.", k.str()));
+    }
+  }
+  return c;
+}
+
+absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  auto c = ParseDaemonConfig(text);
+  if (!c.ok()) return absl::Status(c.status().code(), StrCat(path, ": ", c.status().message()));
+  return c;
+}
+
+}  // namespace lazysnap

@@ -1,0 +1,84 @@
+// OverlaySnapshotter: containerd's snapshotter semantics over overlayfs, the behaviour of
+// containerd's own snapshots/overlay, plus the remote-snapshot protocol of stargz-snapshotter
+// (a Prepare that carries containerd.io/snapshot.ref and a layer digest, when the layer can
+// be mounted remotely, is committed under the ref at once and answers AlreadyExists).
+//
+// On disk, under root: metadata.db (see MetadataStore) and snapshots/<id>/{fs,work}. `fs` is
+// the layer (overlay upperdir, or the remote mount); `work` the overlay workdir of an active
+// snapshot. All methods are thread-safe; errors carry containerd's codes.
+#ifndef LAZYSNAP_SNAPSHOTTER_OVERLAY_SNAPSHOTTER_H_
+#define LAZYSNAP_SNAPSHOTTER_OVERLAY_SNAPSHOTTER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "snapshotter/metadata_store.h"
+#include "snapshotter/remote_layer.h"
+#include "snapshotter/snapshot.h"
+
+namespace lazysnap {
+
+class OverlaySnapshotter {
+ public:
+  // Opens (creating, mode 0700) the state directory `root`. `mounter` serves remote layers
+  // (NewUnavailableRemoteLayerMounter() for none); the snapshotter owns it.
+  static absl::StatusOr<std::unique_ptr<OverlaySnapshotter>> Open(
+      const std::string& root, std::unique_ptr<RemoteLayerMounter> mounter);
+
+  absl::StatusOr<Info> Stat(const std::string& key);
+  // Updates labels ("labels", "labels.KEY"; all when `fieldpaths` is empty) of info.name.
+  absl::StatusOr<Info> Update(const Info& info, const std::vector<std::string>& fieldpaths);
+  // Active snapshots: measured now from the upper directory; others: as recorded at commit.
+  absl::StatusOr<Usage> GetUsage(const std::string& key);
+  // A new active (read-write) snapshot on committed `parent` (may be empty).
+  absl::StatusOr<std::vector<Mount>> Prepare(const std::string& key, const std::string& parent,
+                                             const Labels& labels);
+  // A new read-only view of committed `parent` (may be empty).
+  absl::StatusOr<std::vector<Mount>> View(const std::string& key, const std::string& parent,
+                                          const Labels& labels);
+  // The mounts of an active or view snapshot.
+  absl::StatusOr<std::vector<Mount>> Mounts(const std::string& key);
+  // Commits active `key` as `name` with `labels` (which replace the active one's).
+  absl::Status Commit(const std::string& name, const std::string& key, const Labels& labels);
+  // Removes a snapshot without children, and its directory.
+  absl::Status Remove(const std::string& key);
+  // Snapshots matching any of `filters` (containerd filter syntax, see filter.h).
+  absl::StatusOr<std::vector<Info>> List(const std::vector<std::string>& filters);
+  // Removes directories under snapshots/ that belong to no snapshot (left by a crash).
+  absl::Status Cleanup();
+
+  const std::string& root() const { return root_; }
+
+ private:
+  OverlaySnapshotter(std::string root, std::unique_ptr<MetadataStore> ms,
+                     std::unique_ptr<RemoteLayerMounter> mounter, bool index_off);
+
+  absl::StatusOr<std::vector<Mount>> CreateSnapshot(Kind kind, const std::string& key,
+                                                    const std::string& parent,
+                                                    const Labels& labels,
+                                                    SnapshotRecord* record);
+  absl::StatusOr<bool> TryRemote(const std::string& key, const SnapshotRecord& rec,
+                                 const Labels& labels);
+  absl::StatusOr<std::vector<std::string>> OrphanDirs(MetadataStore::Transaction& txn);
+  void RemoveDirs(const std::vector<std::string>& dirs);
+  std::vector<Mount> MountsFor(const SnapshotRecord& rec) const;
+  std::string SnapshotDir(const std::string& id) const;
+  std::string UpperPath(const std::string& id) const { return SnapshotDir(id) + "/fs"; }
+  std::string WorkPath(const std::string& id) const { return SnapshotDir(id) + "/work"; }
+
+  const std::string root_;
+  const std::unique_ptr<MetadataStore> ms_;
+  const std::unique_ptr<RemoteLayerMounter> mounter_;
+  const bool index_off_;  // the kernel knows overlay's index=off option
+};
+
+// InvalidArgument when a label's key and value together exceed 4096 bytes (containerd's
+// labels.Validate).
+absl::Status ValidateLabels(const Labels& labels);
+
+}  // namespace lazysnap
+
+#endif  // LAZYSNAP_SNAPSHOTTER_OVERLAY_SNAPSHOTTER_H_
