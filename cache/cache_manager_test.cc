@@ -1,0 +1,186 @@
+#include "cache/cache_manager.h"
+
+#include <sys/stat.h>
+
+#include <thread>
+
+#include "cache/testing.h"
+#include "gtest/gtest.h"
+
+namespace lazysnap {
+namespace {
+
+using cache_testing::MakeTestLayer;
+using cache_testing::PlainChunkDecoder;
+using cache_testing::RecordingBlobSource;
+using cache_testing::TempDir;
+using cache_testing::TestLayer;
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+class CacheManagerTest : public ::testing::Test {
+ protected:
+  CacheManagerTest() {
+    for (int i = 0; i < 3; i++) {
+      layers_.push_back(MakeTestLayer({256 << 10}, 64 << 10, 0, i + 1));
+      digests_.push_back(Sha256::Of(StrCat("layer", i)));
+    }
+  }
+  std::unique_ptr<CacheManager> MustOpen(uint64_t limit) {
+    auto m = CacheManager::Open(dir_.path() + "/cache", {limit});
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  }
+  absl::StatusOr<std::shared_ptr<LayerCache>> OpenLayer(CacheManager& m, int i) {
+    return m.OpenLayer(digests_[i], Sha256::Of(StrCat("toc", i)), layers_[i].chunks,
+                       std::make_shared<RecordingBlobSource>(layers_[i].blob),
+                       std::make_shared<PlainChunkDecoder>());
+  }
+  // Opens layer i, fetches all of it, releases it.
+  void Fill(CacheManager& m, int i) {
+    auto c = OpenLayer(m, i);
+    ASSERT_TRUE(c.ok()) << c.status();
+    std::string buf(256 << 10, '\0');
+    auto n = (*c)->ReadFile(layers_[i].files[0], 0, absl::MakeSpan(buf));
+    ASSERT_TRUE(n.ok()) << n.status();
+  }
+  // Opens and releases layer i: a use, for LRU.
+  void Use(CacheManager& m, int i) { ASSERT_TRUE(OpenLayer(m, i).ok()); }
+  bool Cached(CacheManager& m, int i) { return Exists(m.LayerDir(digests_[i])); }
+
+  TempDir dir_;
+  std::vector<TestLayer> layers_;
+  std::vector<Sha256> digests_;
+};
+
+TEST_F(CacheManagerTest, OpenLayerSharesTheOpenCache) {
+  auto m = MustOpen(0);
+  auto a = OpenLayer(*m, 0);
+  auto b = OpenLayer(*m, 0);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->get(), b->get());
+  EXPECT_EQ((*a)->dir(), m->LayerDir(digests_[0]));
+  auto other_toc = m->OpenLayer(digests_[0], Sha256::Of("another toc"), layers_[0].chunks,
+                                nullptr, std::make_shared<PlainChunkDecoder>());
+  EXPECT_EQ(other_toc.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CacheManagerTest, ConcurrentOpensGetOneCache) {
+  auto m = MustOpen(0);
+  std::vector<std::shared_ptr<LayerCache>> got(6);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; t++) {
+    threads.emplace_back([&, t] {
+      auto c = OpenLayer(*m, 1);
+      if (c.ok()) got[t] = *c;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& c : got) {
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c.get(), got[0].get());
+  }
+}
+
+TEST_F(CacheManagerTest, UsageCountsFetchedBytes) {
+  auto m = MustOpen(0);
+  Use(*m, 0);  // cold: a sparse data file and a bitmap
+  auto cold = m->Usage();
+  ASSERT_TRUE(cold.ok());
+  EXPECT_LT(*cold, 64u << 10);
+  Fill(*m, 0);
+  auto warm = m->Usage();
+  ASSERT_TRUE(warm.ok());
+  EXPECT_GE(*warm, 256u << 10);
+}
+
+TEST_F(CacheManagerTest, GcEvictsLeastRecentlyUsedUntilWithinTheLimit) {
+  auto m = MustOpen(0);
+  for (int i = 0; i < 3; i++) Fill(*m, i);
+  Use(*m, 0);  // order of use now: 1, 2, 0
+  auto usage = m->List();
+  ASSERT_TRUE(usage.ok());
+  ASSERT_EQ(usage->size(), 3u);
+  EXPECT_EQ((*usage)[0].digest, digests_[1]);
+  uint64_t per_layer = (*usage)[0].bytes;
+
+  auto limited = CacheManager::Open(dir_.path() + "/cache", {2 * per_layer + per_layer / 2});
+  ASSERT_TRUE(limited.ok());
+  auto gc = (*limited)->CollectGarbage();
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  ASSERT_EQ(gc->evicted.size(), 1u);
+  EXPECT_EQ(gc->evicted[0], digests_[1]);
+  EXPECT_FALSE(Cached(**limited, 1));
+  EXPECT_TRUE(Cached(**limited, 0));
+  EXPECT_TRUE(Cached(**limited, 2));
+  EXPECT_LE(gc->usage_after, (*limited)->size_limit());
+  // Within the limit now: nothing more goes.
+  auto again = (*limited)->CollectGarbage();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->evicted.empty());
+}
+
+TEST_F(CacheManagerTest, GcNeverEvictsLayersInUse) {
+  auto m = MustOpen(1);  // everything is over the limit
+  for (int i = 0; i < 3; i++) Fill(*m, i);
+  auto open = OpenLayer(*m, 0);
+  ASSERT_TRUE(open.ok());
+  LayerPin pin = m->Pin(digests_[1]);
+  auto gc = m->CollectGarbage();
+  ASSERT_TRUE(gc.ok());
+  ASSERT_EQ(gc->evicted.size(), 1u);
+  EXPECT_EQ(gc->evicted[0], digests_[2]);
+  EXPECT_TRUE(Cached(*m, 0));
+  EXPECT_TRUE(Cached(*m, 1));
+  EXPECT_GT(gc->usage_after, 1u);
+  // The open layer still works after GC ran around it.
+  std::string buf(100, '\0');
+  EXPECT_TRUE((*open)->ReadFile(layers_[0].files[0], 0, absl::MakeSpan(buf)).ok());
+
+  EXPECT_EQ(m->RemoveLayer(digests_[1]).code(), absl::StatusCode::kFailedPrecondition);
+  pin = LayerPin();
+  open->reset();
+  gc = m->CollectGarbage();
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ(gc->evicted.size(), 2u);
+  EXPECT_FALSE(Cached(*m, 0));
+  EXPECT_FALSE(Cached(*m, 1));
+}
+
+TEST_F(CacheManagerTest, RemoveLayer) {
+  auto m = MustOpen(0);
+  Fill(*m, 0);
+  EXPECT_TRUE(m->RemoveLayer(digests_[0]).ok());
+  EXPECT_FALSE(Cached(*m, 0));
+  EXPECT_EQ(m->RemoveLayer(digests_[0]).code(), absl::StatusCode::kNotFound);
+  // A removed layer starts cold the next time.
+  auto c = OpenLayer(*m, 0);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->stats().present_chunks, 0u);
+}
+
+TEST_F(CacheManagerTest, CachedChunksSurviveAManagerRestart) {
+  {
+    auto m = MustOpen(0);
+    Fill(*m, 2);
+  }
+  auto m = MustOpen(0);
+  auto c = OpenLayer(*m, 2);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE((*c)->Complete());
+}
+
+TEST_F(CacheManagerTest, OpenEmptiesTheTrash) {
+  auto m = MustOpen(0);
+  std::string junk = dir_.path() + "/cache/trash/leftover.0";
+  ASSERT_EQ(::mkdir(junk.c_str(), 0700), 0);
+  m.reset();
+  m = MustOpen(0);
+  EXPECT_FALSE(Exists(junk));
+}
+
+}  // namespace
+}  // namespace lazysnap
