@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <vector>
 
@@ -423,6 +425,136 @@ TEST(ZstdChunkedTarSplit, MalformedLinesAreInvalidArgument) {
     EXPECT_TRUE(absl::IsInvalidArgument(st)) << bad;
     EXPECT_THAT(st.message(), HasSubstr("line 2")) << bad;
   }
+}
+
+
+bool FindChecksumForTest(const std::map<std::string, std::string>& a) {
+  return a.count("io.github.containers.zstd-chunked.manifest-checksum") > 0 ||
+         a.count("io.containers.zstd-chunked.manifest-checksum") > 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Interop with containers/storage (test/interop/zstd_chunked/run.sh sets these variables):
+//   LAZYSNAP_INTEROP_ZSTD_CHUNKED_BLOB         a layer written by containers/storage
+//   LAZYSNAP_INTEROP_ZSTD_CHUNKED_ANNOTATIONS  JSON object: the descriptor annotations it made
+//   LAZYSNAP_INTEROP_ZSTD_CHUNKED_ROOT         the original tar, extracted
+// Every regular file is rebuilt from its chunks, each chunk verified, and compared with the
+// original.
+
+std::string ReadLocalFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string CleanName(std::string name) {
+  while (name.rfind("./", 0) == 0) name.erase(0, 2);
+  while (!name.empty() && name.front() == '/') name.erase(0, 1);
+  while (!name.empty() && name.back() == '/') name.pop_back();
+  return name;
+}
+
+TEST(ZstdChunkedInterop, ReadsContainersStorageLayer) {
+  const char* blob_path = std::getenv("LAZYSNAP_INTEROP_ZSTD_CHUNKED_BLOB");
+  const char* ann_path = std::getenv("LAZYSNAP_INTEROP_ZSTD_CHUNKED_ANNOTATIONS");
+  const char* root_env = std::getenv("LAZYSNAP_INTEROP_ZSTD_CHUNKED_ROOT");
+  if (blob_path == nullptr || ann_path == nullptr || root_env == nullptr) {
+    GTEST_SKIP() << "run test/interop/zstd_chunked/run.sh";
+  }
+  const std::filesystem::path root(root_env);
+  auto blob = FileBlobSource::Open(blob_path);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  nlohmann::json ann = nlohmann::json::parse(ReadLocalFile(ann_path));
+  OpenOptions with;
+  for (auto& [k, v] : ann.items()) with.annotations[k] = v.get<std::string>();
+  ASSERT_TRUE(FindChecksumForTest(with.annotations)) << "writer made no manifest-checksum";
+
+  // Found by the annotations (checksum verified) and by the footer alone: same TOC.
+  auto toc = ReadZstdChunkedToc(**blob, with);
+  ASSERT_TRUE(toc.ok()) << toc.status();
+  auto by_footer = ReadZstdChunkedToc(**blob, OpenOptions());
+  ASSERT_TRUE(by_footer.ok()) << by_footer.status();
+  EXPECT_EQ(toc->json, by_footer->json);
+  EXPECT_EQ(toc->toc_offset, by_footer->toc_offset);
+
+  nlohmann::json j = nlohmann::json::parse(toc->json);
+  const auto& entries = j.at("entries");
+  size_t regular = 0, chunks_checked = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    const std::string type = e.at("type");
+    const std::string name = CleanName(e.at("name"));
+    SCOPED_TRACE(name);
+    const std::filesystem::path local = root / name;
+    if (type == "dir") {
+      EXPECT_TRUE(std::filesystem::is_directory(std::filesystem::symlink_status(local)));
+      continue;
+    }
+    if (type == "symlink") {
+      EXPECT_EQ(std::filesystem::read_symlink(local).string(), e.value("linkName", ""));
+      continue;
+    }
+    if (type == "hardlink") {
+      ++regular;
+      EXPECT_TRUE(ReadLocalFile(local) ==
+                  ReadLocalFile(root / CleanName(e.value("linkName", ""))));
+      continue;
+    }
+    if (type != "reg") continue;
+    ++regular;
+    // The file's chunks: this entry, then any "chunk" entries right after it.
+    struct Piece {
+      uint64_t offset, end, size;
+      std::string digest;
+      bool zeros;
+    };
+    std::vector<Piece> pieces;
+    const uint64_t size = e.value("size", uint64_t{0});
+    if (!e.contains("chunkSize")) {
+      pieces.push_back({e.value("offset", uint64_t{0}), e.value("endOffset", uint64_t{0}), size,
+                        e.value("digest", ""), false});
+    } else {
+      pieces.push_back({e.value("offset", uint64_t{0}), 0, e.at("chunkSize"),
+                        e.value("chunkDigest", ""), e.value("chunkType", "") == "zeros"});
+      while (i + 1 < entries.size() && entries[i + 1].at("type") == "chunk") {
+        const auto& c = entries[++i];
+        pieces.back().end = c.at("offset");
+        pieces.push_back({c.at("offset"), 0, c.at("chunkSize"), c.value("chunkDigest", ""),
+                          c.value("chunkType", "") == "zeros"});
+      }
+      pieces.back().end = e.value("endOffset", uint64_t{0});
+    }
+    std::string data;
+    for (const Piece& p : pieces) {
+      if (size == 0) break;
+      ASSERT_LE(p.offset, p.end);
+      auto compressed = ReadRange(**blob, p.offset, p.end - p.offset);
+      ASSERT_TRUE(compressed.ok()) << compressed.status();
+      auto plain = DecompressZstdExact(*compressed, p.size, name);
+      ASSERT_TRUE(plain.ok()) << plain.status();
+      if (p.zeros) {
+        EXPECT_EQ(*plain, std::string(p.size, '\0'));
+      }
+      ASSERT_FALSE(p.digest.empty());
+      EXPECT_EQ(Sha256::Of(*plain).ToString(), p.digest);
+      data += *plain;
+      ++chunks_checked;
+    }
+    EXPECT_EQ(data.size(), size);
+    const std::string original = ReadLocalFile(local);
+    EXPECT_TRUE(data == original) << "content differs from the original: " << data.size()
+                                  << " bytes vs " << original.size();
+  }
+  // Every regular file of the original is in the TOC.
+  size_t local_regular = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(root)) {
+    if (f.is_regular_file() && !f.is_symlink()) ++local_regular;
+  }
+  EXPECT_EQ(regular, local_regular);
+  EXPECT_GT(chunks_checked, 0u);
+  std::cout << "interop: " << entries.size() << " TOC entries, " << regular
+            << " regular files, " << chunks_checked << " chunks verified\n";
 }
 
 }  // namespace
