@@ -103,6 +103,7 @@ absl::Status LayerCache::Init(const Sha256& layer_id) {
       present_bytes_ += chunks_[i].size;
     }
   }
+  complete_ = present_chunks_ == chunks_.size();
   return absl::OkStatus();
 }
 
@@ -294,6 +295,7 @@ void LayerCache::FinishGroup(const Group& g, const std::vector<uint32_t>& writte
     unsynced_.push_back(c);
     unsynced_bytes_ += chunks_[c].size;
   }
+  if (present_chunks_ == chunks_.size()) complete_ = true;
   for (uint32_t c : g.chunks) in_flight_.erase(c);
   g.flight->status = status;
   g.flight->done = true;
@@ -321,6 +323,7 @@ absl::Status LayerCache::Flush() {
            " durable failed: ", s.ToString());
     for (uint32_t c : batch) {
       if (present_[c] && !bitmap_->Test(c)) {
+        complete_ = false;
         present_[c] = false;
         present_chunks_--;
         present_bytes_ -= chunks_[c].size;
@@ -332,21 +335,27 @@ absl::Status LayerCache::Flush() {
   return absl::OkStatus();
 }
 
-std::vector<uint32_t> LayerCache::ChunksOfRange(const Entry& file, uint64_t offset,
-                                                uint64_t length) const {
-  std::vector<uint32_t> out;
+std::pair<uint32_t, uint32_t> LayerCache::ChunkSpan(const Entry& file, uint64_t offset,
+                                                    uint64_t length) const {
   if (length == 0 || offset >= file.size ||
       uint64_t{file.chunks_begin} + file.chunks_count > chunks_.size()) {
-    return out;
+    return {0, 0};
   }
   uint64_t end = length > file.size - offset ? file.size : offset + length;
   auto cs = chunks_.subspan(file.chunks_begin, file.chunks_count);
-  auto it = std::upper_bound(cs.begin(), cs.end(), offset,
-                             [](uint64_t off, const Chunk& c) { return off < c.file_offset; });
-  if (it != cs.begin()) --it;
-  for (; it != cs.end() && it->file_offset < end; ++it) {
-    out.push_back(file.chunks_begin + static_cast<uint32_t>(it - cs.begin()));
-  }
+  auto by_offset = [](uint64_t off, const Chunk& c) { return off < c.file_offset; };
+  auto first = std::upper_bound(cs.begin(), cs.end(), offset, by_offset);
+  if (first != cs.begin()) --first;
+  auto last = std::upper_bound(first, cs.end(), end - 1, by_offset);
+  return {file.chunks_begin + static_cast<uint32_t>(first - cs.begin()),
+          file.chunks_begin + static_cast<uint32_t>(last - cs.begin())};
+}
+
+std::vector<uint32_t> LayerCache::ChunksOfRange(const Entry& file, uint64_t offset,
+                                                uint64_t length) const {
+  auto [first, end] = ChunkSpan(file, offset, length);
+  std::vector<uint32_t> out;
+  for (uint32_t i = first; i < end; i++) out.push_back(i);
   return out;
 }
 
@@ -368,6 +377,21 @@ absl::StatusOr<DataRange> LayerCache::FileRange(const Entry& file, uint64_t offs
   if (offset >= file.size || length == 0) return r;
   r.length = std::min(length, file.size - offset);
   r.offset = data_offset_[file.chunks_begin] + offset;
+  auto [first, end] = ChunkSpan(file, offset, r.length);
+  // Fast paths for the common, fully or partly cached cases: no allocation, no sort.
+  if (complete_.load(std::memory_order_acquire)) {
+    counters_.hits += end - first;
+    return r;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    uint32_t i = first;
+    while (i < end && present_[i]) i++;
+    if (i == end) {
+      counters_.hits += end - first;
+      return r;
+    }
+  }
   RETURN_IF_ERROR(EnsureChunks(ChunksOfRange(file, offset, r.length), priority));
   return r;
 }

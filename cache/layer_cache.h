@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -137,6 +138,9 @@ class LayerCache {
   absl::Status FetchGroup(const Group& group, std::vector<uint32_t>* written);
   void FinishGroup(const Group& group, const std::vector<uint32_t>& written,
                    const absl::Status& status);
+  // [first, end) indices of the chunks of `file` overlapping [offset, offset + length).
+  std::pair<uint32_t, uint32_t> ChunkSpan(const Entry& file, uint64_t offset,
+                                          uint64_t length) const;
   bool Trivial(uint32_t chunk) const { return chunks_[chunk].size == 0 || chunks_[chunk].zeros; }
 
   const std::string dir_;
@@ -161,6 +165,7 @@ class LayerCache {
   uint64_t present_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;
   int prefetch_active_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<bool> complete_{false};  // every chunk present: reads skip the lock
 
   struct Counters {
     std::atomic<uint64_t> hits{0}, waits{0}, requests{0}, bytes_fetched{0}, chunks_fetched{0},
