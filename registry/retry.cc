@@ -1,0 +1,57 @@
+#include "registry/retry.h"
+
+#include <algorithm>
+#include <random>
+
+#include "base/strings.h"
+
+namespace lazysnap::registry {
+
+bool IsRetryable(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kAborted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Status RetryOverEndpoints(const RetryPolicy& policy, size_t n, size_t* preferred,
+                                absl::FunctionRef<absl::Status(size_t, absl::Duration)> attempt) {
+  if (n == 0) return absl::FailedPreconditionError("no registry endpoint to ask");
+  const absl::Time deadline = absl::Now() + policy.deadline;
+  size_t start = preferred != nullptr ? *preferred % n : 0;
+  absl::Duration backoff = policy.initial_backoff;
+  std::minstd_rand rng(std::random_device{}());
+  absl::Status last;
+  for (int round = 0;; ++round) {
+    bool any_retryable = false;
+    for (size_t k = 0; k < n; ++k) {
+      size_t i = (start + k) % n;
+      absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        return absl::DeadlineExceededError(
+            StrCat("deadline exceeded after ", round, " rounds; last error: ", last.ToString()));
+      }
+      last = attempt(i, std::min(policy.attempt_timeout, left));
+      if (last.ok()) {
+        if (preferred != nullptr) *preferred = i;
+        return last;
+      }
+      any_retryable = any_retryable || IsRetryable(last);
+    }
+    if (!any_retryable) return last;
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) continue;  // reported at the top of the next round
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    absl::Duration sleep = std::min(backoff * jitter(rng), left);
+    absl::SleepFor(sleep);
+    backoff = std::min(backoff * 2, policy.max_backoff);
+  }
+}
+
+}  // namespace lazysnap::registry
