@@ -1,6 +1,8 @@
 #include "snapshotter/overlay_snapshotter.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,13 +47,17 @@ absl::Status ValidateLabels(const Labels& labels) {
   return absl::OkStatus();
 }
 
-OverlaySnapshotter::OverlaySnapshotter(std::string root, std::unique_ptr<MetadataStore> ms,
+OverlaySnapshotter::OverlaySnapshotter(std::string root, int lock_fd,
+                                       std::unique_ptr<MetadataStore> ms,
                                        std::unique_ptr<RemoteLayerMounter> mounter,
                                        bool index_off)
     : root_(std::move(root)),
+      lock_fd_(lock_fd),
       ms_(std::move(ms)),
       mounter_(std::move(mounter)),
       index_off_(index_off) {}
+
+OverlaySnapshotter::~OverlaySnapshotter() { close(lock_fd_); }
 
 absl::StatusOr<std::unique_ptr<OverlaySnapshotter>> OverlaySnapshotter::Open(
     const std::string& root, std::unique_ptr<RemoteLayerMounter> mounter) {
@@ -59,14 +65,29 @@ absl::StatusOr<std::unique_ptr<OverlaySnapshotter>> OverlaySnapshotter::Open(
   std::filesystem::create_directories(root, ec);
   if (ec) return absl::InternalError(StrCat("create ", root, ": ", ec.message()));
   if (chmod(root.c_str(), 0700) != 0) return ErrnoToStatus(errno, StrCat("chmod ", root));
+  const std::string lock_path = StrCat(root, "/lock");
+  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return ErrnoToStatus(errno, StrCat("open ", lock_path));
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(lock_fd);
+    if (err == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(
+          StrCat("state directory ", root, " is in use by another lazysnapd"));
+    }
+    return ErrnoToStatus(err, StrCat("lock ", lock_path));
+  }
+  // From here on, lock_fd is closed by the snapshotter or by this guard on error.
+  std::unique_ptr<int, void (*)(int*)> guard(&lock_fd, [](int* fd) { close(*fd); });
   const std::string snapshots = StrCat(root, "/snapshots");
   if (mkdir(snapshots.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, StrCat("mkdir ", snapshots));
   }
   ASSIGN_OR_RETURN(auto ms, MetadataStore::Open(StrCat(root, "/metadata.db")));
   const bool index_off = access("/sys/module/overlay/parameters/index", F_OK) == 0;
+  guard.release();
   return std::unique_ptr<OverlaySnapshotter>(
-      new OverlaySnapshotter(root, std::move(ms), std::move(mounter), index_off));
+      new OverlaySnapshotter(root, lock_fd, std::move(ms), std::move(mounter), index_off));
 }
 
 std::string OverlaySnapshotter::SnapshotDir(const std::string& id) const {

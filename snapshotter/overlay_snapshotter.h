@@ -23,8 +23,10 @@ namespace lazysnap {
 
 class OverlaySnapshotter {
  public:
-  // Opens (creating, mode 0700) the state directory `root`. `mounter` serves remote layers
-  // (NewUnavailableRemoteLayerMounter() for none); the snapshotter owns it.
+  // Opens (creating, mode 0700) the state directory `root` and locks it (root/lock) for the
+  // snapshotter's lifetime: a root in use by another process is FailedPrecondition.
+  // `mounter` serves remote layers (NewUnavailableRemoteLayerMounter() for none); the
+  // snapshotter owns it.
   static absl::StatusOr<std::unique_ptr<OverlaySnapshotter>> Open(
       const std::string& root, std::unique_ptr<RemoteLayerMounter> mounter);
 
@@ -50,10 +52,14 @@ class OverlaySnapshotter {
   // Removes directories under snapshots/ that belong to no snapshot (left by a crash).
   absl::Status Cleanup();
 
+  ~OverlaySnapshotter();
+  OverlaySnapshotter(const OverlaySnapshotter&) = delete;
+  OverlaySnapshotter& operator=(const OverlaySnapshotter&) = delete;
+
   const std::string& root() const { return root_; }
 
  private:
-  OverlaySnapshotter(std::string root, std::unique_ptr<MetadataStore> ms,
+  OverlaySnapshotter(std::string root, int lock_fd, std::unique_ptr<MetadataStore> ms,
                      std::unique_ptr<RemoteLayerMounter> mounter, bool index_off);
 
   absl::StatusOr<std::vector<Mount>> CreateSnapshot(Kind kind, const std::string& key,
@@ -70,6 +76,7 @@ class OverlaySnapshotter {
   std::string WorkPath(const std::string& id) const { return SnapshotDir(id) + "/work"; }
 
   const std::string root_;
+  const int lock_fd_;  // owned; flock()ed on root/lock
   const std::unique_ptr<MetadataStore> ms_;
   const std::unique_ptr<RemoteLayerMounter> mounter_;
   const bool index_off_;  // the kernel knows overlay's index=off option

@@ -228,6 +228,14 @@ TEST_F(OverlaySnapshotterTest, ChildLayerTakesTheParentsRootOwner) {
   EXPECT_EQ(st.st_gid, 5678u);
 }
 
+TEST_F(OverlaySnapshotterTest, OneSnapshotterPerRoot) {
+  auto second = OverlaySnapshotter::Open(root_, NewUnavailableRemoteLayerMounter());
+  EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+  s_.reset();
+  auto third = OverlaySnapshotter::Open(root_, NewUnavailableRemoteLayerMounter());
+  EXPECT_TRUE(third.ok()) << third.status();
+}
+
 // --- the remote-snapshot protocol --------------------------------------------------------
 
 Labels RemoteLabels(const std::string& target) {

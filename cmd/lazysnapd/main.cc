@@ -74,9 +74,9 @@ absl::Status PrepareSocketPath(const std::string& address) {
 }
 
 absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
+  RETURN_IF_ERROR(PrepareSocketPath(config.address));
   ASSIGN_OR_RETURN(auto snapshotter,
                    OverlaySnapshotter::Open(config.root, NewUnavailableRemoteLayerMounter()));
-  RETURN_IF_ERROR(PrepareSocketPath(config.address));
   SnapshotsService service(snapshotter.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(StrCat("unix:", config.address), grpc::InsecureServerCredentials());
