@@ -68,7 +68,7 @@ TempDir::~TempDir() {
 }
 
 absl::Status RunCommand(const std::vector<std::string>& argv) {
-  ASSIGN_OR_RETURN(pid_t pid, Spawn(argv));
+  ASSIGN_OR_RETURN(pid_t pid, Spawn(argv, "/dev/null"));
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoToStatus(errno, "waitpid");
