@@ -403,11 +403,20 @@ ls_decompress() {
 }
 
 # ls_extract_layer BLOB DIR: extracts a layer with GNU tar as root, keeping owners, modes,
-# xattrs (all namespaces), devices and hard links.
+# xattrs (all namespaces), devices and hard links. --delay-directory-restore: without it GNU tar
+# leaves some directories (those it later replaces symlink placeholders in) with the time of
+# extraction instead of their mtime in the archive.
 ls_extract_layer() {
   mkdir -p "$2"
   ls_decompress "$1" | tar --xattrs --xattrs-include='*' --numeric-owner --same-owner \
-    -C "$2" -xpf -
+    --delay-directory-restore --warning=no-timestamp -C "$2" -xpf -
+}
+
+# ls_strip_format_files <DUMP >DUMP: drops the eStargz format's own entries (the TOC file
+# stargz.index.json and the prefetch landmarks), which are in the tar of an eStargz layer but
+# are not image content, from a layer_dump listing.
+ls_strip_format_files() {
+  grep -vE '^(stargz\.index\.json|\.prefetch\.landmark|\.no\.prefetch\.landmark) ' || true
 }
 
 # ls_check_layout LAYOUT TAG: checks that the manifest, config and every layer blob of TAG

@@ -4,7 +4,8 @@
 #  A. ctr-remote's eStargz -> lazysnap's reader: for every layer `ctr-remote image convert
 #     --estargz` makes, layer_dump (OpenLayer + ReadFile, TOC digest and every chunk verified)
 #     prints exactly what the reference reader (estargz_ref) prints, and the same tree GNU tar
-#     extracts from the original layer.
+#     extracts from the original layer (mtimes at the TOC's precision, whole seconds; eStargz's
+#     own entries, stargz.index.json and the landmarks, left out).
 #  B. lazysnap's eStargz -> the reference tools: estargz_ref opens every layer
 #     `lazysnap image convert` makes, verifies its TOC digest annotation and every chunk digest,
 #     and lists the original layer's tree; containerd imports and unpacks the image (as plain
@@ -55,8 +56,10 @@ for ((i = 0; i < n; i++)); do
   blob=$(ls_oci_blob "$T/ctr-esgz" "$d")
   toc=$(ls_layer_annotation "$cm" "$i" containerd.io/snapshot/stargz/toc.digest)
   [ -n "$toc" ] || { ls_log "ctr-remote layer $i has no TOC digest"; fails=$((fails + 1)); continue; }
-  "$REF" -toc-digest "$toc" "$blob" >"$T/A-$i.ref.txt" || { fails=$((fails + 1)); continue; }
-  if "$DUMP" blob "$blob" --toc-digest "$toc" --mtime-seconds >"$T/A-$i.ours.txt" 2>"$T/A-$i.err"; then
+  "$REF" -toc-digest "$toc" "$blob" >"$T/A-$i.ref.raw" || { fails=$((fails + 1)); continue; }
+  ls_strip_format_files <"$T/A-$i.ref.raw" >"$T/A-$i.ref.txt"
+  if "$DUMP" blob "$blob" --toc-digest "$toc" --mtime-seconds >"$T/A-$i.ours.raw" 2>"$T/A-$i.err"; then
+    ls_strip_format_files <"$T/A-$i.ours.raw" >"$T/A-$i.ours.txt"
     ls_same "ctr-remote layer $i: lazysnap reader vs reference reader" "$T/A-$i.ref.txt" "$T/A-$i.ours.txt" ||
       fails=$((fails + 1))
     ls_same "ctr-remote layer $i: lazysnap reader vs original extraction" "$T/in-$i.txt" "$T/A-$i.ours.txt" ||
@@ -88,7 +91,8 @@ for ((i = 0; i < n; i++)); do
   toc=$(ls_layer_annotation "$lm" "$i" containerd.io/snapshot/stargz/toc.digest)
   lz_toc[i]=$toc
   [ -n "$toc" ] || { ls_log "lazysnap layer $i has no TOC digest annotation"; fails=$((fails + 1)); continue; }
-  if "$REF" -toc-digest "$toc" "$blob" >"$T/B-$i.ref.txt" 2>"$T/B-$i.err"; then
+  if "$REF" -toc-digest "$toc" "$blob" >"$T/B-$i.ref.raw" 2>"$T/B-$i.err"; then
+    ls_strip_format_files <"$T/B-$i.ref.raw" >"$T/B-$i.ref.txt"
     ls_same "lazysnap layer $i: reference reader vs original extraction" "$T/in-$i.txt" "$T/B-$i.ref.txt" ||
       fails=$((fails + 1))
   else

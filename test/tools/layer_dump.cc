@@ -6,7 +6,8 @@
 //   layer_dump chunks LAYER_FILE [--annotation KEY=VALUE]...
 //     (the layout: "toc_offset=N blob_size=N", then per chunk
 //      "PATH file_offset=N size=N compressed_offset=N compressed_size=N"; no data is read)
-//   common options: --mtime-seconds (print mtimes without nanoseconds), --no-content (no sha256)
+//   common options: --no-content (no sha256), --mtime-seconds (mtimes rounded to the nearest
+//   second, half up: the precision of an eStargz TOC, whose reference writer rounds)
 //
 // One line per entry (the root itself is left out), sorted by path (bytewise):
 //   PATH type=reg mode=04755 uid=0 gid=0 size=N mtime=SEC.NSEC sha256=HEX link=- dev=- hl=- xattrs=-
@@ -130,7 +131,8 @@ void Print(std::vector<Line>& lines, const Options& opt) {
     char mode[16], mtime[48];
     snprintf(mode, sizeof mode, "%05o", l.mode & 07777);
     if (opt.mtime_seconds) {
-      snprintf(mtime, sizeof mtime, "%lld", static_cast<long long>(l.mtime_sec));
+      snprintf(mtime, sizeof mtime, "%lld",
+               static_cast<long long>(l.mtime_sec + (l.mtime_nsec >= 500'000'000u ? 1 : 0)));
     } else {
       snprintf(mtime, sizeof mtime, "%lld.%09u", static_cast<long long>(l.mtime_sec), l.mtime_nsec);
     }

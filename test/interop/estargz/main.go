@@ -21,6 +21,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	digest "github.com/opencontainers/go-digest"
@@ -171,9 +172,9 @@ func main() {
 			}
 			xattrs = strings.Join(parts, ",")
 		}
-		var mtime int64
+		var mtime int64 // whole seconds, rounded (half up), as layer_dump --mtime-seconds
 		if !e.ModTime().IsZero() {
-			mtime = e.ModTime().Unix()
+			mtime = e.ModTime().Round(time.Second).Unix()
 		}
 		if !*printDigest {
 			fmt.Fprintf(out, "%s type=%s mode=%05o uid=%d gid=%d size=%d mtime=%d sha256=%s link=%s dev=%s hl=%s xattrs=%s\n",
