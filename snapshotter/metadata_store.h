@@ -54,7 +54,7 @@ class MetadataStore {
  private:
   explicit MetadataStore(sqlite3* db) : db_(db) {}
   absl::Mutex mu_;        // held for the lifetime of each Transaction
-  sqlite3* const db_;     // owned; used only while mu_ is held
+  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);  // owned; used by the Transaction holding mu_
 };
 
 // One transaction. Not thread-safe; use from one thread. Destroying it without Commit() rolls

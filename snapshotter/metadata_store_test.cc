@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 namespace lazysnap {
@@ -83,6 +86,32 @@ TEST_F(MetadataStoreTest, UncommittedTransactionLeavesNothing) {
   auto ids = Read()->Ids();
   ASSERT_TRUE(ids.ok());
   EXPECT_TRUE(ids->empty());
+}
+
+TEST_F(MetadataStoreTest, ProcessDyingMidTransactionLeavesNothing) {
+  MakeCommitted("kept", "");
+  ms_.reset();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto ms = MetadataStore::Open(dir_ + "/metadata.db");
+    if (!ms.ok()) _exit(2);
+    auto t = (*ms)->Begin(true);
+    if (!t.ok()) _exit(3);
+    if (!(*t)->CreateSnapshot(Kind::kActive, "half", "kept", {{"k", "v"}}).ok()) _exit(4);
+    _exit(0);  // no commit, no rollback, no close: as if killed
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  Reopen();
+  auto t = Read();
+  EXPECT_TRUE(absl::IsNotFound(t->GetInfo("half").status()));
+  EXPECT_TRUE(t->GetInfo("kept").ok());
+  auto ids = t->Ids();
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->size(), 1u);
 }
 
 TEST_F(MetadataStoreTest, ReadOnlyTransactionCannotWrite) {

@@ -150,6 +150,7 @@ absl::StatusOr<bool> OverlaySnapshotter::TryRemote(const std::string& key,
   const std::string digest = LayerDigestFromLabels(labels);
   absl::Status mounted = mounter_->Mount(digest, labels, UpperPath(rec.id));
   if (!mounted.ok()) {
+    ++remote_fallbacks_;
     LZ_LOG(kInfo, "remote snapshot: layer ", digest, " for ", target,
            " not available remotely, falling back to an ordinary snapshot: ", mounted.ToString());
     return false;
@@ -162,6 +163,7 @@ absl::StatusOr<bool> OverlaySnapshotter::TryRemote(const std::string& key,
     return txn->Commit();
   }();
   if (s.ok() || absl::IsAlreadyExists(s)) {
+    ++remote_prepared_;
     LZ_LOG(kInfo, "remote snapshot: prepared ", target, " (layer ", digest, ")");
     return true;
   }

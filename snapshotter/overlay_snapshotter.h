@@ -9,6 +9,8 @@
 #ifndef LAZYSNAP_SNAPSHOTTER_OVERLAY_SNAPSHOTTER_H_
 #define LAZYSNAP_SNAPSHOTTER_OVERLAY_SNAPSHOTTER_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +60,13 @@ class OverlaySnapshotter {
 
   const std::string& root() const { return root_; }
 
+  // How Prepares that asked for a remote layer (ref + digest labels) went, since Open.
+  struct RemoteCounters {
+    uint64_t prepared = 0;   // mounted remotely and committed under the ref
+    uint64_t fallbacks = 0;  // not available remotely: ordinary snapshot
+  };
+  RemoteCounters remote_counters() const { return {remote_prepared_.load(), remote_fallbacks_.load()}; }
+
  private:
   OverlaySnapshotter(std::string root, int lock_fd, std::unique_ptr<MetadataStore> ms,
                      std::unique_ptr<RemoteLayerMounter> mounter, bool index_off);
@@ -80,6 +89,8 @@ class OverlaySnapshotter {
   const std::unique_ptr<MetadataStore> ms_;
   const std::unique_ptr<RemoteLayerMounter> mounter_;
   const bool index_off_;  // the kernel knows overlay's index=off option
+  std::atomic<uint64_t> remote_prepared_{0};
+  std::atomic<uint64_t> remote_fallbacks_{0};
 };
 
 // InvalidArgument when a label's key and value together exceed 4096 bytes (containerd's

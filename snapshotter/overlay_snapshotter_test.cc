@@ -281,6 +281,8 @@ TEST_F(OverlaySnapshotterTest, RemoteLayerIsCommittedUnderTheRefAndAnswersAlread
   auto info2 = s_->Stat("chain-2");
   ASSERT_TRUE(info2.ok());
   EXPECT_EQ(info2->parent, "chain-1");
+  EXPECT_EQ(s_->remote_counters().prepared, 2u);
+  EXPECT_EQ(s_->remote_counters().fallbacks, 0u);
 }
 
 TEST_F(OverlaySnapshotterTest, UnavailableRemoteLayerFallsBackToAnOrdinarySnapshot) {
@@ -294,6 +296,18 @@ TEST_F(OverlaySnapshotterTest, UnavailableRemoteLayerFallsBackToAnOrdinarySnapsh
   EXPECT_TRUE(absl::IsNotFound(s_->Stat("chain-1").status()));
   // containerd then unpacks and commits it itself.
   EXPECT_TRUE(s_->Commit("chain-1", "extract-1", {}).ok());
+  EXPECT_EQ(s_->remote_counters().fallbacks, 1u);
+  EXPECT_EQ(s_->remote_counters().prepared, 0u);
+}
+
+TEST_F(OverlaySnapshotterTest, DirectoryLeftByACrashBeforeCommitIsReplaced) {
+  // A crash between renaming the new directory to its id and committing the metadata leaves
+  // snapshots/<id> behind with an id the database never recorded; it is handed out again.
+  std::filesystem::create_directories(root_ + "/snapshots/1/fs/stale");
+  auto m = s_->Prepare("a", "", {});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)[0].source, root_ + "/snapshots/1/fs");
+  EXPECT_TRUE(std::filesystem::is_empty((*m)[0].source));
 }
 
 TEST_F(OverlaySnapshotterTest, NoRemoteAttemptWithoutRefAndDigest) {
