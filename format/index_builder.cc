@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <unordered_map>
 
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "format/path_table.h"
 #include "format/toc.h"
 
 namespace lazysnap {
@@ -123,9 +123,15 @@ struct IndexBuilder::State {
   std::vector<Node> nodes;
   std::vector<RawChunk> raw_chunks;
   std::vector<std::pair<std::string_view, std::string_view>> raw_xattrs;
-  std::unordered_map<std::string_view, uint32_t> by_path;
+  PathTable by_path;
   uint32_t current_file = kNoEntry;  // the reg node chunk entries attach to
   uint64_t added = 0;
+
+  // Maps PathTable ids (node indexes) to their paths. Nodes pushed right after
+  // FindOrInsert are never looked up before they exist.
+  auto key_of() const {
+    return [this](uint32_t id) { return nodes[id].path; };
+  }
 
   absl::Status CheckFileChunks();
   absl::Status AddChunk(uint32_t file, const TocEntry& e);
@@ -148,7 +154,7 @@ void IndexBuilder::Reserve(size_t entries) {
   entries = std::min<size_t>(entries, s_->limits.max_entries);
   s_->nodes.reserve(entries + entries / 8 + 1);
   s_->raw_chunks.reserve(entries);
-  s_->by_path.reserve(entries + entries / 8 + 1);
+  s_->by_path.Reserve(entries + entries / 8 + 1);
 }
 
 absl::Status IndexBuilder::State::AddChunk(uint32_t file, const TocEntry& e) {
@@ -177,9 +183,10 @@ absl::Status IndexBuilder::State::AddChunk(uint32_t file, const TocEntry& e) {
     return Invalid(n.path, StrCat("chunk offset ", c.offset, " is beyond the TOC at ", toc_offset));
   }
   if (!e.chunk_digest.empty()) {
-    auto d = Sha256::Parse(e.chunk_digest);
-    if (!d.ok()) return Invalid(n.path, StrCat("bad chunkDigest: ", d.status().message()));
-    c.digest = *d;
+    if (!ParseSha256Fast(e.chunk_digest, c.digest.bytes.data())) {
+      return Invalid(n.path, StrCat("bad chunkDigest: ",
+                                    Sha256::Parse(e.chunk_digest).status().message()));
+    }
     c.has_digest = true;
   }
   if (raw_chunks.size() >= limits.max_entries) return Invalid(n.path, "too many chunks");
@@ -280,9 +287,10 @@ absl::Status IndexBuilder::Add(const TocEntry& e) {
     n.xattrs_count++;
   }
 
-  auto found = s.by_path.find(std::string_view(s.scratch));
-  if (found != s.by_path.end()) {
-    Node& old = s.nodes[found->second];
+  const uint32_t idx = static_cast<uint32_t>(s.nodes.size());
+  uint32_t found = s.by_path.FindOrInsert(s.scratch, idx, s.key_of());
+  if (found != idx) {
+    Node& old = s.nodes[found];
     if (old.type == S_IFDIR && n.type == S_IFDIR) {  // a repeated directory: later wins
       n.path = old.path;
       old = n;
@@ -293,17 +301,15 @@ absl::Status IndexBuilder::Add(const TocEntry& e) {
   }
   n.path = s.arena.Copy(s.scratch);
   n.chunks_begin = static_cast<uint32_t>(s.raw_chunks.size());
-  uint32_t idx = static_cast<uint32_t>(s.nodes.size());
   s.nodes.push_back(n);
-  s.by_path.emplace(s.nodes.back().path, idx);
   if (n.type == S_IFREG) {
     s.current_file = idx;
     RETURN_IF_ERROR(s.AddChunk(idx, e));
     // A single-chunk file may carry only the whole-file digest (zstd:chunked, old eStargz).
     if (s.nodes[idx].chunks_count == 1 && !s.raw_chunks.back().has_digest && !e.digest.empty()) {
-      auto d = Sha256::Parse(e.digest);
-      if (!d.ok()) return Invalid(e.name, StrCat("bad digest: ", d.status().message()));
-      s.raw_chunks.back().digest = *d;
+      if (!ParseSha256Fast(e.digest, s.raw_chunks.back().digest.bytes.data())) {
+        return Invalid(e.name, StrCat("bad digest: ", Sha256::Parse(e.digest).status().message()));
+      }
       s.raw_chunks.back().has_digest = true;
     }
   }
@@ -312,24 +318,28 @@ absl::Status IndexBuilder::Add(const TocEntry& e) {
 
 absl::Status IndexBuilder::State::Resolve() {
   // Parents; missing ones are created as implicit directories (eStargz TOCs may omit them).
+  // Consecutive entries mostly share their parent: remember the last one.
+  std::string_view last_dir;
+  uint32_t last_parent = kNoEntry;
   for (uint32_t i = 0; i < nodes.size(); ++i) {
     if (nodes[i].path.empty()) continue;  // the root
     std::string_view dir = DirName(nodes[i].path);
-    auto p = by_path.find(dir);
-    uint32_t pi;
-    if (p == by_path.end()) {
+    if (last_parent != kNoEntry && dir == last_dir) {
+      nodes[i].parent = last_parent;
+      continue;
+    }
+    const uint32_t next = static_cast<uint32_t>(nodes.size());
+    uint32_t pi = by_path.FindOrInsert(dir, next, key_of());
+    if (pi == next) {
       Node d;
       d.path = dir;  // a prefix of a path in the arena: stable
-      pi = static_cast<uint32_t>(nodes.size());
       nodes.push_back(d);
-      by_path.emplace(dir, pi);
-    } else {
-      pi = p->second;
-      if (nodes[pi].type != S_IFDIR) {
-        return Invalid(nodes[i].path, "parent is not a directory");
-      }
+    } else if (nodes[pi].type != S_IFDIR) {
+      return Invalid(nodes[i].path, "parent is not a directory");
     }
     nodes[i].parent = pi;
+    last_dir = dir;
+    last_parent = pi;
   }
   // Hard links, resolved to their final target.
   for (uint32_t i = 0; i < nodes.size(); ++i) {
@@ -340,12 +350,12 @@ absl::Status IndexBuilder::State::Resolve() {
         cur = nodes[cur].target;
         break;
       }
-      auto t = by_path.find(nodes[cur].link);
-      if (t == by_path.end()) {
+      uint32_t t = by_path.Find(nodes[cur].link, key_of());
+      if (t == PathTable::kAbsent) {
         return Invalid(nodes[i].path, StrCat("hard link target \"", nodes[cur].link.substr(0, 256),
                                              "\" not found"));
       }
-      cur = t->second;
+      cur = t;
       if (steps > nodes.size()) return Invalid(nodes[i].path, "hard link loop");
     }
     if (cur == i || nodes[cur].type == kHardlink) return Invalid(nodes[i].path, "hard link loop");
@@ -518,13 +528,11 @@ absl::StatusOr<LayerIndex> IndexBuilder::Finish() {
     return absl::InvalidArgumentError("TOC offset is beyond the end of the blob");
   }
   uint32_t root;
-  auto it = s.by_path.find(std::string_view());
-  if (it == s.by_path.end()) {
-    root = static_cast<uint32_t>(s.nodes.size());
+  const uint32_t next = static_cast<uint32_t>(s.nodes.size());
+  root = s.by_path.FindOrInsert(std::string_view(), next, s.key_of());
+  if (root == next) {
     s.nodes.push_back(Node());
-    s.by_path.emplace(std::string_view(), root);
   } else {
-    root = it->second;
     if (s.nodes[root].type != S_IFDIR) return Invalid("/", "the root is not a directory");
   }
   RETURN_IF_ERROR(s.Resolve());
