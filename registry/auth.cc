@@ -31,6 +31,13 @@ class Scanner {
     while (!done() && IsTokenChar(s_[pos_])) ++pos_;
     return s_.substr(start, pos_ - start);
   }
+  std::string_view Value() {  // up to a comma or white space
+    size_t start = pos_;
+    while (!done() && s_[pos_] != ',' && s_[pos_] != ' ' && s_[pos_] != '\t' && s_[pos_] != '"') {
+      ++pos_;
+    }
+    return s_.substr(start, pos_ - start);
+  }
   bool Quoted(std::string* out) {  // at '"'
     ++pos_;
     while (!done()) {
@@ -121,7 +128,8 @@ absl::StatusOr<std::vector<Challenge>> ParseChallenges(std::string_view header) 
         if (sc.peek() == '"') {
           if (!sc.Quoted(&value)) return bad("unterminated quoted string");
         } else {
-          value = std::string(sc.Token());
+          // RFC 7235 wants a token; registries also send bare URLs ("realm=https://a/t").
+          value = std::string(sc.Value());
           if (value.empty()) return bad("expected a parameter value");
         }
         ch.params.emplace_back(absl::AsciiStrToLower(AV(name)), std::move(value));
