@@ -26,7 +26,7 @@ struct ConvertFlags {
   bool oci_layout = false;
   std::string src, dst;
   std::string format = "estargz";
-  uint64_t chunk_size = 4u << 20;
+  uint64_t chunk_size = ConvertOptions().chunk_size;
   int level = 0;
   std::vector<std::string> prioritize_files;
   std::string prioritize_list;
