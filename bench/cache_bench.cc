@@ -83,8 +83,9 @@ int Main(int argc, char** argv) {
   if (auto s = c.Flush(); !s.ok()) std::fprintf(stderr, "flush: %s\n", s.ToString().c_str());
   double fill = absl::ToDoubleSeconds(absl::Now() - t0);
   auto st = c.stats();
-  std::printf("cold fill (memory blob, sha256 verify, write, fdatasync): %.0f MB/s, %llu requests\n",
-              st.total_bytes / fill / 1e6, static_cast<unsigned long long>(st.requests));
+  std::printf(
+      "cold fill (memory blob, sha256 verify, write, fdatasync): %.0f MB/s, %llu requests\n",
+      st.total_bytes / fill / 1e6, static_cast<unsigned long long>(st.requests));
 
   // The plain file: the same bytes, file after file, as the data file lays them out.
   std::string plain_path = dir.path() + "/plain";
@@ -129,11 +130,11 @@ int Main(int argc, char** argv) {
           ssize_t got = ::pread(pfd, bufs[t].data(), n, file_start[f] + off);
           return got > 0 ? got : 0;
         });
-        std::printf("%-10s %4llu KiB reads, %d thread(s): cache %7.0f MB/s (%6.2f us/op)   "
-                    "pread %7.0f MB/s (%6.2f us/op)   cache/pread %.2f\n",
-                    random ? "random" : "sequential", static_cast<unsigned long long>(n >> 10),
-                    threads, rc.mb_per_s, rc.us_per_op, rp.mb_per_s, rp.us_per_op,
-                    rc.mb_per_s / rp.mb_per_s);
+        std::printf(
+            "%-10s %4llu KiB reads, %d thread(s): cache %7.0f MB/s (%6.2f us/op)   "
+            "pread %7.0f MB/s (%6.2f us/op)   cache/pread %.2f\n",
+            random ? "random" : "sequential", static_cast<unsigned long long>(n >> 10), threads,
+            rc.mb_per_s, rc.us_per_op, rp.mb_per_s, rp.us_per_op, rc.mb_per_s / rp.mb_per_s);
       }
     }
   }

@@ -161,9 +161,9 @@ absl::StatusOr<std::shared_ptr<LayerCache>> CacheManager::OpenLayer(
       if (!l.opening && !l.open) break;
       if (std::shared_ptr<LayerCache> open = l.cache.lock()) {
         if (!(l.toc == toc_digest)) {
-          return absl::FailedPreconditionError(
-              StrCat("layer ", layer_digest.ToString(), " is open with TOC ", l.toc.ToString(),
-                     ", not ", toc_digest.ToString()));
+          return absl::FailedPreconditionError(StrCat("layer ", layer_digest.ToString(),
+                                                      " is open with TOC ", l.toc.ToString(),
+                                                      ", not ", toc_digest.ToString()));
         }
         return open;
       }

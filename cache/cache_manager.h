@@ -85,10 +85,12 @@ class CacheManager {
   // returned pointer lives the layer is in use. Opening a layer that is already open returns
   // the same LayerCache (the other arguments are then ignored; a different `toc_digest` is
   // FailedPrecondition). `chunks` must outlive the LayerCache. See LayerCache::Open.
-  absl::StatusOr<std::shared_ptr<LayerCache>> OpenLayer(
-      const Sha256& layer_digest, const Sha256& toc_digest, absl::Span<const Chunk> chunks,
-      std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
-      const LayerCacheOptions& options = {});
+  absl::StatusOr<std::shared_ptr<LayerCache>> OpenLayer(const Sha256& layer_digest,
+                                                        const Sha256& toc_digest,
+                                                        absl::Span<const Chunk> chunks,
+                                                        std::shared_ptr<BlobSource> source,
+                                                        std::shared_ptr<ChunkDecoder> decoder,
+                                                        const LayerCacheOptions& options = {});
 
   // Marks the layer in use until the pin is destroyed (it need not exist yet).
   LayerPin Pin(const Sha256& layer_digest);

@@ -63,8 +63,8 @@ TEST_F(CacheManagerTest, OpenLayerSharesTheOpenCache) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->get(), b->get());
   EXPECT_EQ((*a)->dir(), m->LayerDir(digests_[0]));
-  auto other_toc = m->OpenLayer(digests_[0], Sha256::Of("another toc"), layers_[0].chunks,
-                                nullptr, std::make_shared<PlainChunkDecoder>());
+  auto other_toc = m->OpenLayer(digests_[0], Sha256::Of("another toc"), layers_[0].chunks, nullptr,
+                                std::make_shared<PlainChunkDecoder>());
   EXPECT_EQ(other_toc.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 

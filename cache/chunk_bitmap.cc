@@ -89,10 +89,12 @@ absl::Status ChunkBitmap::Load() {
   if (::fstat(fd_.get(), &st) != 0) return ErrnoToStatus(errno, StrCat("stat ", path_));
   uint64_t want_size = kHeaderSize + BitBytes(identity_.chunk_count);
   if (static_cast<uint64_t>(st.st_size) < kHeaderSize) {
-    return absl::DataLossError(StrCat("bitmap file is ", st.st_size, " bytes, shorter than its header"));
+    return absl::DataLossError(
+        StrCat("bitmap file is ", st.st_size, " bytes, shorter than its header"));
   }
   uint8_t got[kHeaderSize];
-  RETURN_IF_ERROR(PreadFull(fd_.get(), 0, absl::MakeSpan(reinterpret_cast<char*>(got), kHeaderSize), path_));
+  RETURN_IF_ERROR(
+      PreadFull(fd_.get(), 0, absl::MakeSpan(reinterpret_cast<char*>(got), kHeaderSize), path_));
   if (std::memcmp(got, kMagic, sizeof(kMagic)) != 0) return absl::DataLossError("bad magic");
   if (Get32(got + 8) != kVersion) {
     return absl::FailedPreconditionError(StrCat("unsupported bitmap version ", Get32(got + 8)));
@@ -105,9 +107,9 @@ absl::Status ChunkBitmap::Load() {
     return absl::FailedPreconditionError("bitmap belongs to a different layer (identity mismatch)");
   }
   if (Get64(got + 16) != identity_.chunk_count || Get64(got + 24) != identity_.data_size) {
-    return absl::FailedPreconditionError(
-        StrCat("bitmap describes ", Get64(got + 16), " chunks / ", Get64(got + 24),
-               " bytes, the layer has ", identity_.chunk_count, " / ", identity_.data_size));
+    return absl::FailedPreconditionError(StrCat("bitmap describes ", Get64(got + 16), " chunks / ",
+                                                Get64(got + 24), " bytes, the layer has ",
+                                                identity_.chunk_count, " / ", identity_.data_size));
   }
   if (static_cast<uint64_t>(st.st_size) != want_size) {
     return absl::DataLossError(

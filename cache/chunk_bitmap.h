@@ -36,7 +36,7 @@ namespace lazysnap {
 
 // What a bitmap file must match to be trusted.
 struct BitmapIdentity {
-  Sha256 layer_id;         // e.g. the TOC digest
+  Sha256 layer_id;  // e.g. the TOC digest
   uint64_t chunk_count = 0;
   uint64_t data_size = 0;  // size of the data file the bits describe
 };

@@ -70,15 +70,33 @@ TEST_P(ChunkBitmapResetTest, MismatchResetsToClear) {
   std::string data = ReadAll(path);
   ASSERT_EQ(data.size(), ChunkBitmap::kHeaderSize + 8);
   switch (GetParam()) {
-    case 0: data[0] ^= 1; break;                   // magic
-    case 1: data[8] = 9; break;                    // version
-    case 2: data[20] ^= 1; break;                  // chunk count field, checksum now wrong
-    case 3: data.resize(data.size() - 1); break;   // truncated bits
-    case 4: data += '\xff'; break;                 // trailing garbage
-    case 5: data.resize(40); break;                // truncated header
-    case 6: id = Id(64, "other layer"); break;     // a different layer
-    case 7: id.chunk_count = 65; break;            // a different chunk count
-    case 8: id.data_size += 1; break;              // a different data size
+    case 0:
+      data[0] ^= 1;
+      break;  // magic
+    case 1:
+      data[8] = 9;
+      break;  // version
+    case 2:
+      data[20] ^= 1;
+      break;  // chunk count field, checksum now wrong
+    case 3:
+      data.resize(data.size() - 1);
+      break;  // truncated bits
+    case 4:
+      data += '\xff';
+      break;  // trailing garbage
+    case 5:
+      data.resize(40);
+      break;  // truncated header
+    case 6:
+      id = Id(64, "other layer");
+      break;  // a different layer
+    case 7:
+      id.chunk_count = 65;
+      break;  // a different chunk count
+    case 8:
+      id.data_size += 1;
+      break;  // a different data size
   }
   WriteAll(path, data);
   auto bm = ChunkBitmap::Open(path, id);

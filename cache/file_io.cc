@@ -31,8 +31,7 @@ absl::Status PreadFull(int fd, uint64_t offset, absl::Span<char> buf, std::strin
       return ErrnoToStatus(errno, StrCat("read ", path));
     }
     if (n == 0) {
-      return absl::DataLossError(
-          StrCat(path, ": unexpected end of file at ", offset + done));
+      return absl::DataLossError(StrCat(path, ": unexpected end of file at ", offset + done));
     }
     done += static_cast<size_t>(n);
   }

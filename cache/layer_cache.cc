@@ -36,10 +36,12 @@ LayerCache::LayerCache(std::string dir, absl::Span<const Chunk> chunks,
       decoder_(std::move(decoder)),
       options_(options) {}
 
-absl::StatusOr<std::unique_ptr<LayerCache>> LayerCache::Open(
-    std::string dir, const Sha256& layer_id, absl::Span<const Chunk> chunks,
-    std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
-    const LayerCacheOptions& options) {
+absl::StatusOr<std::unique_ptr<LayerCache>> LayerCache::Open(std::string dir,
+                                                             const Sha256& layer_id,
+                                                             absl::Span<const Chunk> chunks,
+                                                             std::shared_ptr<BlobSource> source,
+                                                             std::shared_ptr<ChunkDecoder> decoder,
+                                                             const LayerCacheOptions& options) {
   if (decoder == nullptr) return absl::InvalidArgumentError("LayerCache needs a decoder");
   if (chunks.size() >= 0xffffffffu) return absl::InvalidArgumentError("too many chunks");
   std::unique_ptr<LayerCache> cache(
@@ -70,16 +72,16 @@ absl::Status LayerCache::Init(const Sha256& layer_id) {
                : a < b;
   });
 
-  ASSIGN_OR_RETURN(bitmap_, ChunkBitmap::Open(dir_ + "/bitmap",
-                                              {layer_id, chunks_.size(), total_bytes_}));
+  ASSIGN_OR_RETURN(bitmap_,
+                   ChunkBitmap::Open(dir_ + "/bitmap", {layer_id, chunks_.size(), total_bytes_}));
   data_fd_ = UniqueFd(::open(data_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (!data_fd_.valid()) return ErrnoToStatus(errno, StrCat("open ", data_path_));
   struct stat st;
   if (::fstat(data_fd_.get(), &st) != 0) return ErrnoToStatus(errno, StrCat("stat ", data_path_));
   uint64_t set = bitmap_->CountSet();
   if (set > 0 && static_cast<uint64_t>(st.st_size) != total_bytes_) {
-    LZ_LOG(kWarning, "cache: ", data_path_, " is ", st.st_size, " bytes, expected ",
-           total_bytes_, "; resetting the layer's cache");
+    LZ_LOG(kWarning, "cache: ", data_path_, " is ", st.st_size, " bytes, expected ", total_bytes_,
+           "; resetting the layer's cache");
     RETURN_IF_ERROR(bitmap_->Reset());
     set = 0;
   }
@@ -184,10 +186,9 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted) {
       if (!try_claim(c)) continue;
       // Chunks sharing this compressed range come for free with it.
       uint64_t off = chunks_[c].compressed_offset;
-      auto lo = std::lower_bound(blob_order_.begin(), blob_order_.end(), off,
-                                 [this](uint32_t x, uint64_t o) {
-                                   return chunks_[x].compressed_offset < o;
-                                 });
+      auto lo = std::lower_bound(
+          blob_order_.begin(), blob_order_.end(), off,
+          [this](uint32_t x, uint64_t o) { return chunks_[x].compressed_offset < o; });
       for (auto it = lo; it != blob_order_.end() && chunks_[*it].compressed_offset == off; ++it) {
         if (*it != c && !present_[*it] && !in_flight_.count(*it)) try_claim(*it);
       }
@@ -225,7 +226,8 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted) {
     bool sync_now;
     {
       absl::MutexLock lock(&mu_);
-      sync_now = unsynced_bytes_ > 0 && unsynced_bytes_ >= options_.sync_batch_bytes;
+      // A flush already running will be followed by the next caller's; don't queue behind it.
+      sync_now = !flushing_ && unsynced_bytes_ > 0 && unsynced_bytes_ >= options_.sync_batch_bytes;
     }
     if (sync_now) {
       absl::Status s = Flush();
@@ -359,8 +361,8 @@ std::vector<uint32_t> LayerCache::ChunksOfRange(const Entry& file, uint64_t offs
   return out;
 }
 
-absl::StatusOr<DataRange> LayerCache::FileRange(const Entry& file, uint64_t offset,
-                                                uint64_t length, FetchPriority priority) {
+absl::StatusOr<DataRange> LayerCache::FileRange(const Entry& file, uint64_t offset, uint64_t length,
+                                                FetchPriority priority) {
   if (uint64_t{file.chunks_begin} + file.chunks_count > chunks_.size()) {
     return absl::InvalidArgumentError("file's chunks are outside the chunk table");
   }

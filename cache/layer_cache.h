@@ -86,10 +86,11 @@ class LayerCache {
   // must outlive the LayerCache. An untrusted bitmap is reset (see ChunkBitmap). `source` may
   // be null (offline: missing chunks are Unavailable). A chunk table whose files' chunks do
   // not tile them is InvalidArgument.
-  static absl::StatusOr<std::unique_ptr<LayerCache>> Open(
-      std::string dir, const Sha256& layer_id, absl::Span<const Chunk> chunks,
-      std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
-      const LayerCacheOptions& options = {});
+  static absl::StatusOr<std::unique_ptr<LayerCache>> Open(std::string dir, const Sha256& layer_id,
+                                                          absl::Span<const Chunk> chunks,
+                                                          std::shared_ptr<BlobSource> source,
+                                                          std::shared_ptr<ChunkDecoder> decoder,
+                                                          const LayerCacheOptions& options = {});
   // Flushes (errors logged). No call may be in progress.
   ~LayerCache();
   LayerCache(const LayerCache&) = delete;

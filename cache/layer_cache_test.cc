@@ -39,7 +39,8 @@ class LayerCacheTest : public ::testing::Test {
     std::string buf(n, '\0');
     auto got = cache.ReadFile(layer_.files[f], offset, absl::MakeSpan(buf));
     ASSERT_TRUE(got.ok()) << got.status();
-    std::string want = layer_.contents[f].substr(std::min<uint64_t>(offset, layer_.contents[f].size()), n);
+    std::string want =
+        layer_.contents[f].substr(std::min<uint64_t>(offset, layer_.contents[f].size()), n);
     ASSERT_EQ(*got, want.size());
     EXPECT_TRUE(buf.substr(0, *got) == want) << "file " << f << " at " << offset;
   }
@@ -55,9 +56,9 @@ TEST_F(LayerCacheTest, ReadsFilesAndPersistsAcrossReopen) {
   {
     auto cache = MustOpen();
     for (size_t f = 0; f < layer_.files.size(); f++) ExpectRead(*cache, f, 0, 70000);
-    ExpectRead(*cache, 0, 4000, 200);      // spans a chunk boundary
-    ExpectRead(*cache, 3, 65530, 100);     // short at the end of the file
-    ExpectRead(*cache, 3, 65536, 100);     // at the end: 0 bytes
+    ExpectRead(*cache, 0, 4000, 200);   // spans a chunk boundary
+    ExpectRead(*cache, 3, 65530, 100);  // short at the end of the file
+    ExpectRead(*cache, 3, 65536, 100);  // at the end: 0 bytes
     EXPECT_TRUE(cache->Complete());
     EXPECT_EQ(cache->stats().chunks_fetched, layer_.chunks.size());
   }
@@ -194,9 +195,8 @@ TEST_F(LayerCacheTest, CorruptChunkIsAnErrorAndALaterGoodFetchSucceeds) {
 
 TEST_F(LayerCacheTest, FetchFailureIsReportedAndRetried) {
   Use(MakeTestLayer({4096}, 4096));
-  source_->set_hook([](uint64_t, absl::Span<char>) {
-    return absl::UnavailableError("connection reset");
-  });
+  source_->set_hook(
+      [](uint64_t, absl::Span<char>) { return absl::UnavailableError("connection reset"); });
   auto cache = MustOpen();
   std::string buf(10, '\0');
   EXPECT_EQ(cache->ReadFile(layer_.files[0], 0, absl::MakeSpan(buf)).status().code(),
