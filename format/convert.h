@@ -17,9 +17,9 @@ namespace lazysnap {
 
 struct ConvertOptions {
   LayerFormat format = LayerFormat::kEstargz;
-  // Uncompressed bytes per chunk of a regular file. See docs/formats.md for the measurement
-  // behind the default.
-  uint32_t chunk_size = 4u << 20;
+  // Uncompressed bytes per chunk of a regular file (>= 4096). See format/writer.md for the
+  // measurement behind the default.
+  uint32_t chunk_size = 1u << 20;
   // Compression level: gzip 1..12 (libdeflate) for eStargz, zstd 1..19 for zstd:chunked;
   // 0 picks the format's default.
   int level = 0;
@@ -28,6 +28,9 @@ struct ConvertOptions {
   std::vector<std::string> prioritized_files;
   // Compression threads; 0 = all cores.
   int threads = 0;
+  // Directory for the spool file holding the uncompressed input (unlinked, removed when the
+  // conversion ends); "" = $TMPDIR or /tmp. It needs room for the uncompressed layer.
+  std::string temp_dir;
   // Called now and then with uncompressed input bytes consumed so far. May be empty.
   std::function<void(uint64_t)> progress;
 };
@@ -37,16 +40,22 @@ struct ConvertResult {
   uint64_t blob_size = 0;
   Sha256 diff_id;               // digest of the uncompressed output tar (config diff_ids)
   uint64_t uncompressed_size = 0;
-  Sha256 toc_digest;
+  Sha256 toc_digest;            // sha256 of the uncompressed TOC JSON (both formats)
   std::string media_type;       // application/vnd.oci.image.layer.v1.tar+gzip or +zstd
   // Annotations to put on the layer's descriptor (TOC digest, uncompressed size, and for
   // zstd:chunked the manifest and tar-split positions and checksum).
   std::map<std::string, std::string> annotations;
+  // Prioritized files not found in this layer (not an error: they may be in another layer).
+  std::vector<std::string> missed_prioritized_files;
 };
 
 // Reads the layer from `in` (compression detected from its magic bytes), writes the seekable
-// layer to `out`. The output is deterministic for the same input and options. Errors: a
-// malformed input layer is InvalidArgument/DataLoss, write failures as the stream reports.
+// layer to `out` (neither owned; `out` is not closed). The output is deterministic for the
+// same input and options (whatever the thread count). Errors: a malformed input layer is
+// InvalidArgument/DataLoss (Unimplemented for GNU sparse files), bad options
+// InvalidArgument, write failures as the stream reports. Memory stays bounded (a few chunks
+// per thread plus the TOC); the uncompressed input is spooled to `temp_dir`.
+// Layout details: format/writer.md.
 absl::StatusOr<ConvertResult> ConvertLayer(InputStream& in, OutputStream& out,
                                            const ConvertOptions& options);
 

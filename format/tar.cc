@@ -110,7 +110,8 @@ bool ParseDecimal(std::string_view s, int64_t* out) {
   return true;
 }
 
-// PAX time "SEC[.FRAC]" (SEC may be negative).
+}  // namespace
+
 bool ParsePaxTime(std::string_view s, int64_t* sec, uint32_t* nsec) {
   size_t dot = s.find('.');
   std::string_view whole = s.substr(0, dot);
@@ -130,6 +131,8 @@ bool ParsePaxTime(std::string_view s, int64_t* sec, uint32_t* nsec) {
   }
   return true;
 }
+
+namespace {
 
 // Parses PAX records "LEN KEY=VALUE\n" into `out` (later records override earlier).
 absl::Status ParsePaxRecords(std::string_view data, std::map<std::string, std::string>* out) {

@@ -79,6 +79,10 @@ inline uint64_t TarPaddingFor(uint64_t size) { return (512 - size % 512) % 512; 
 // Two zero blocks: the end-of-archive marker.
 std::string TarTrailer();
 
+// Parses a PAX time value "SEC[.FRAC]" (SEC may be negative; -1.25 gives sec -2, nsec
+// 750000000). False if malformed.
+bool ParsePaxTime(std::string_view s, int64_t* sec, uint32_t* nsec);
+
 // Validates and normalizes a member name from untrusted input: strips "./" and leading '/',
 // collapses duplicate slashes, drops a trailing '/'; rejects "..", NUL bytes and empty names
 // with InvalidArgument. "" and "." become "" (the root).
