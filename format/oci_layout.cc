@@ -179,8 +179,6 @@ absl::StatusOr<std::unique_ptr<OciLayout>> OciLayout::Open(const std::string& di
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(StrCat(path, ": malformed JSON: ", e.what()));
   }
-  RETURN_IF_ERROR(MakeDir(StrCat(dir, "/blobs")));
-  RETURN_IF_ERROR(MakeDir(StrCat(dir, "/blobs/sha256")));
   return std::unique_ptr<OciLayout>(new OciLayout(dir));
 }
 
@@ -248,6 +246,9 @@ absl::StatusOr<std::string> OciLayout::ReadBlob(const Sha256& digest, int64_t ex
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> OciLayout::NewBlobWriter() const {
+  // A layout made by another tool may lack blobs/sha256 until its first sha256 blob.
+  RETURN_IF_ERROR(MakeDir(StrCat(dir_, "/blobs")));
+  RETURN_IF_ERROR(MakeDir(StrCat(dir_, "/blobs/sha256")));
   std::string tmpl = StrCat(dir_, "/.lazysnap-tmp-XXXXXX");
   std::vector<char> path(tmpl.begin(), tmpl.end());
   path.push_back('\0');

@@ -136,6 +136,19 @@ TEST_F(OciLayoutTest, WriterCommitChecksExpectedDigest) {
   }
 }
 
+TEST_F(OciLayoutTest, OpensReadOnlyLayoutsWithoutWriting) {
+  std::string dir = root_ + "/ro";
+  ASSERT_TRUE(OciLayout::OpenOrCreate(dir).ok());
+  ASSERT_EQ(std::system(("rm -rf '" + dir + "/blobs' && chmod a-w '" + dir + "'").c_str()), 0);
+  auto layout = OciLayout::Open(dir);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_TRUE((*layout)->ReadIndex().ok());
+  if (::geteuid() != 0) EXPECT_FALSE((*layout)->WriteBlob("x", "data").ok());
+  ASSERT_EQ(std::system(("chmod u+w '" + dir + "'").c_str()), 0);
+  // Blob writes create blobs/sha256 when a layout lacks it.
+  EXPECT_TRUE((*layout)->WriteBlob("x", "data").ok());
+}
+
 TEST_F(OciLayoutTest, OpenRejectsNonLayouts) {
   EXPECT_TRUE(absl::IsNotFound(OciLayout::Open(root_).status()));
   ASSERT_TRUE(WriteFileAtomically(root_ + "/oci-layout", R"({"imageLayoutVersion":"2.0"})").ok());
