@@ -182,5 +182,53 @@ TEST_F(CacheManagerTest, OpenEmptiesTheTrash) {
   EXPECT_FALSE(Exists(junk));
 }
 
+TEST_F(CacheManagerTest, LruOrderSurvivesARestart) {
+  {
+    auto m = MustOpen(0);
+    Fill(*m, 2);
+    Fill(*m, 0);
+    Fill(*m, 1);
+    Use(*m, 2);  // order of use: 0, 1, 2
+  }
+  auto m = MustOpen(0);
+  auto list = m->List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].digest, digests_[0]);
+  EXPECT_EQ((*list)[1].digest, digests_[1]);
+  EXPECT_EQ((*list)[2].digest, digests_[2]);
+  for (const LayerUsage& u : *list) EXPECT_FALSE(u.in_use);
+}
+
+TEST_F(CacheManagerTest, GcRacingWithOpenAndCloseNeverEvictsALayerInUse) {
+  auto m = MustOpen(1);
+  std::atomic<bool> stop{false};
+  std::atomic<int> evictions{0};
+  std::thread gc([&] {
+    while (!stop) {
+      auto r = m->CollectGarbage();
+      if (r.ok()) evictions += static_cast<int>(r->evicted.size());
+    }
+  });
+  auto rounds = [&] {  // a failed ASSERT returns from here, so the GC thread still stops
+    for (int round = 0; round < 200; round++) {
+      int i = round % 3;
+      auto c = OpenLayer(*m, i);
+      ASSERT_TRUE(c.ok()) << c.status();
+      std::string buf(1000, '\0');
+      auto n = (*c)->ReadFile(layers_[i].files[0], 0, absl::MakeSpan(buf));
+      ASSERT_TRUE(n.ok()) << n.status();
+      EXPECT_TRUE(buf == layers_[i].contents[0].substr(0, 1000));
+      // Held: its directory and files are still where the cache expects them.
+      ASSERT_TRUE(Exists((*c)->dir() + "/data")) << "round " << round;
+      ASSERT_TRUE(Exists((*c)->dir() + "/bitmap")) << "round " << round;
+    }
+  };
+  rounds();
+  stop = true;
+  gc.join();
+  EXPECT_GT(evictions.load(), 0);
+}
+
 }  // namespace
 }  // namespace lazysnap

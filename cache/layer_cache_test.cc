@@ -6,6 +6,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cache/testing.h"
 #include "gtest/gtest.h"
@@ -285,6 +286,31 @@ TEST_F(LayerCacheTest, PrefetchPriorityFetchesEverything) {
   EXPECT_TRUE(cache->Complete());
   for (auto& r : source_->requests()) EXPECT_LE(r.size, 32768u);
   ExpectRead(*cache, 1, 0, 100000);
+}
+
+TEST_F(LayerCacheTest, OnDemandReadsDoNotWaitBehindPrefetch) {
+  Use(MakeTestLayer({4096, 4096}, 4096, /*gap=*/1 << 20));
+  absl::Notification prefetch_started, release_prefetch;
+  source_->set_hook([&](uint64_t offset, absl::Span<char>) {
+    if (offset == 0) {  // file 0: the prefetch's request stalls
+      prefetch_started.Notify();
+      release_prefetch.WaitForNotification();
+    }
+    return absl::OkStatus();
+  });
+  LayerCacheOptions o;
+  o.max_prefetch_fetches = 1;
+  auto cache = MustOpen(o);
+  std::thread prefetch([&] {
+    std::vector<uint32_t> c = {0};
+    EXPECT_TRUE(cache->EnsureChunks(c, FetchPriority::kPrefetch).ok());
+  });
+  prefetch_started.WaitForNotification();
+  ExpectRead(*cache, 1, 0, 4096);  // would hang if it queued for the prefetch slot
+  release_prefetch.Notify();
+  prefetch.join();
+  ExpectRead(*cache, 0, 0, 4096);
+  EXPECT_EQ(source_->requests().size(), 2u);
 }
 
 TEST_F(LayerCacheTest, CrashBeforeTheBitIsPersistedMeansRefetch) {
