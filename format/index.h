@@ -36,18 +36,22 @@ struct StrRef {
 
 // One file-system object. `mode` carries the S_IFMT type bits (S_IFREG, S_IFDIR, S_IFLNK,
 // S_IFCHR, S_IFBLK, S_IFIFO) and the permission bits including setuid/setgid/sticky.
+// Every field is meaningful for every type (0 / empty where it does not apply). `mode` and
+// `xattrs_count` are 16-bit bit-fields (88 bytes an Entry): read and assign them as usual,
+// but they cannot be bound to non-const references.
 struct Entry {
-  uint64_t size = 0;           // regular files: uncompressed size in bytes
+  uint64_t size = 0;           // regular files: uncompressed size; symlinks: target length
   int64_t mtime_sec = 0;       // modification time, seconds since the epoch
   uint32_t mtime_nsec = 0;
-  uint32_t mode = 0;
+  uint32_t mode : 16 = 0;
+  uint32_t xattrs_count : 16 = 0;  // at most 65535 (IndexBuilder enforces it)
   uint32_t uid = 0, gid = 0;
   EntryId parent = kNoEntry;   // the root's parent is itself
   StrRef name;                 // base name ("" for the root)
   StrRef link;                 // symlink target
   uint32_t children_begin = 0, children_count = 0;  // into LayerIndex::children()
   uint32_t chunks_begin = 0, chunks_count = 0;      // into LayerIndex::chunks()
-  uint32_t xattrs_begin = 0, xattrs_count = 0;      // into LayerIndex::xattrs()
+  uint32_t xattrs_begin = 0;                        // into LayerIndex::xattrs()
   uint32_t dev_major = 0, dev_minor = 0;
   uint32_t nlink = 1;          // directories: 2 + subdirectories; files: number of names
   EntryId inode = kNoEntry;    // the entry holding this object's data and attributes: itself,
@@ -55,19 +59,24 @@ struct Entry {
 };
 
 // One chunk of a regular file. Chunks of a file are contiguous and sorted by file_offset,
-// covering [0, size) without gaps or overlap.
+// covering [0, size) without gaps or overlap. 64 bytes; `inner_offset`, `has_digest` and
+// `zeros` are bit-fields (no non-const references to them).
 struct Chunk {
   uint64_t compressed_offset = 0;  // where its compressed frame/member starts in the blob
   uint64_t file_offset = 0;        // where its data starts in the file
   uint32_t compressed_size = 0;    // bytes of blob to fetch from compressed_offset
   uint32_t size = 0;               // uncompressed bytes of file data
-  uint32_t inner_offset = 0;       // eStargz innerOffset: data starts this far into the
-                                   // decompressed stream (0 unless files share a member)
+  uint32_t inner_offset : 30 = 0;  // eStargz innerOffset: data starts this far into the
+                                   // decompressed stream (0 unless files share a member);
+                                   // below 2^30 (IndexBuilder enforces it)
+  bool has_digest : 1 = false;
+  bool zeros : 1 = false;          // zstd:chunked "zeros" chunk: no data in the blob
   EntryId entry = kNoEntry;        // the regular file it belongs to
   Sha256 digest;                   // chunkDigest: sha256 of the `size` uncompressed bytes
-  bool has_digest = false;
-  bool zeros = false;              // zstd:chunked "zeros" chunk: no data in the blob
 };
+static_assert(sizeof(Chunk) == 64);
+
+static_assert(sizeof(Entry) == 88);
 
 struct Xattr {
   StrRef name;

@@ -169,7 +169,8 @@ absl::Status IndexBuilder::State::AddChunk(uint32_t file, const TocEntry& e) {
   c.end_offset = e.type == "chunk" ? static_cast<uint64_t>(e.end_offset) : 0;
   c.file_offset = static_cast<uint64_t>(e.chunk_offset);
   c.size = static_cast<uint64_t>(e.chunk_size);
-  if (e.inner_offset > static_cast<int64_t>(limits.max_chunk_size)) {
+  if (e.inner_offset > static_cast<int64_t>(limits.max_chunk_size) ||
+      e.inner_offset >= (int64_t{1} << 30)) {
     return Invalid(n.path, "innerOffset too large");
   }
   c.inner_offset = static_cast<uint32_t>(e.inner_offset);
@@ -278,6 +279,7 @@ absl::Status IndexBuilder::Add(const TocEntry& e) {
     n.link = s.arena.Copy(target);
   }
   n.xattrs_begin = static_cast<uint32_t>(s.raw_xattrs.size());
+  if (e.xattrs.size() > 0xffff) return Invalid(e.name, "too many xattrs");
   for (const auto& [name, value] : e.xattrs) {
     if (name.empty() || name.size() > 255 || name.find('\0') != std::string_view::npos) {
       return Invalid(e.name, "bad xattr name");
