@@ -336,6 +336,15 @@ absl::StatusOr<ImageConvertResult> ConvertImage(const OciLayout& src, std::strin
                    ConvertLayers(src, dst, to_convert, options));
 
   ImageConvertResult result;
+  if (!converted.empty()) {
+    for (const auto& file : options.layer.prioritized_files) {
+      bool missed_everywhere = std::all_of(converted.begin(), converted.end(), [&](auto& r) {
+        const auto& missed = r.missed_prioritized_files;
+        return std::find(missed.begin(), missed.end(), file) != missed.end();
+      });
+      if (missed_everywhere) result.missed_prioritized_files.push_back(file);
+    }
+  }
   bool same_dir = src.SameDirectory(dst);
   for (auto& l : selected) {
     ManifestConversion mc;
@@ -425,6 +434,7 @@ std::string ImageConvertResultToJson(const ImageConvertResult& result) {
     manifests.push_back(std::move(jm));
   }
   out["manifests"] = std::move(manifests);
+  out["missedPrioritizedFiles"] = result.missed_prioritized_files;
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

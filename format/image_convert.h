@@ -78,6 +78,8 @@ struct ManifestConversion {
 struct ImageConvertResult {
   Descriptor descriptor;  // what the destination tag points at now (manifest or index)
   std::vector<ManifestConversion> manifests;
+  // Prioritized files found in none of the converted layers (likely misspelled).
+  std::vector<std::string> missed_prioritized_files;
 };
 
 // Converts the image tagged `src_tag` in `src` and tags the result `dst_tag` in `dst` (which
@@ -91,7 +93,7 @@ absl::StatusOr<ImageConvertResult> ConvertImage(const OciLayout& src, std::strin
 
 // The result as compact JSON for scripts: {"digest","mediaType","size","manifests":[{
 // "platform","sourceDigest","digest","layers":[{"sourceDigest","digest","size","mediaType",
-// "diffID","tocDigest","converted"}]}]}.
+// "diffID","tocDigest","converted"}]}],"missedPrioritizedFiles":[...]}.
 std::string ImageConvertResultToJson(const ImageConvertResult& result);
 
 }  // namespace lazysnap

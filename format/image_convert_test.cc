@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -12,6 +14,8 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "base/blob_source.h"
+#include "format/decompress.h"
 #include "format/layer.h"
 
 namespace lazysnap {
@@ -53,6 +57,32 @@ struct FakeConverter {
     };
   }
 };
+
+// A minimal ustar archive of regular files (name -> content, mode 0755 if name has "bin/").
+std::string Tar(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string out;
+  for (const auto& [name, content] : files) {
+    char h[512] = {};
+    std::snprintf(h, 100, "%s", name.c_str());
+    std::snprintf(h + 100, 8, "%07o", name.find("bin/") != std::string::npos ? 0755 : 0644);
+    std::snprintf(h + 108, 8, "%07o", 0);
+    std::snprintf(h + 116, 8, "%07o", 0);
+    std::snprintf(h + 124, 12, "%011o", static_cast<unsigned>(content.size()));
+    std::snprintf(h + 136, 12, "%011o", 1700000000u);
+    h[156] = '0';
+    std::memcpy(h + 257, "ustar", 6);
+    std::memcpy(h + 263, "00", 2);
+    std::memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (unsigned char c : h) sum += c;
+    std::snprintf(h + 148, 8, "%06o", sum);
+    out.append(h, 512);
+    out += content;
+    out.append((512 - content.size() % 512) % 512, '\0');
+  }
+  out.append(1024, '\0');
+  return out;
+}
 
 std::string Config(const std::vector<std::string>& layers, const std::string& arch) {
   std::string ids;
@@ -302,6 +332,64 @@ TEST_F(ImageConvertTest, RejectsBadInputs) {
   ImageConvertOptions arm = Options();
   arm.platforms = {*Platform::Parse("linux/arm64")};
   EXPECT_TRUE(absl::IsNotFound(ConvertImage(*src_, "ok", *dst_, "x", arm).status()));
+}
+
+// With the real converter: the output layers open as seekable layers whose TOC matches the
+// annotation, hold the input's files, and the config's diff_ids are their uncompressed digests.
+TEST_F(ImageConvertTest, RealConverterBothFormats) {
+  std::string layer0 = Tar({{"etc/hello", "hello world\n"}, {"usr/bin/tool", std::string(70000, 'x')}});
+  std::string layer1 = Tar({{"etc/second", "two"}});
+  Tag("v1", AddManifest({layer0, layer1}, "amd64", {}, kOciManifestMediaType, kOciLayerMediaType));
+  for (LayerFormat format : {LayerFormat::kEstargz, LayerFormat::kZstdChunked}) {
+    ImageConvertOptions o;
+    o.converter = ConvertLayer;
+    o.layer.format = format;
+    o.layer.chunk_size = 4096;
+    o.layer.prioritized_files = {"etc/hello", "not/there"};
+    std::string tag = format == LayerFormat::kEstargz ? "estargz" : "zstd";
+    auto r = ConvertImage(*src_, "v1", *dst_, tag, o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->missed_prioritized_files, std::vector<std::string>{"not/there"});
+    Manifest m = ReadManifest(*dst_, r->descriptor);
+    auto config = ParseImageConfig(*dst_->ReadBlob(m.config.digest, m.config.size, 1 << 20));
+    ASSERT_TRUE(config.ok()) << config.status();
+    ASSERT_EQ(m.layers.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      SCOPED_TRACE(tag + " layer " + std::to_string(i));
+      const Descriptor& l = m.layers[i];
+      EXPECT_EQ(l.media_type, format == LayerFormat::kEstargz ? kOciLayerGzipMediaType
+                                                              : kOciLayerZstdMediaType);
+      auto blob = FileBlobSource::Open(dst_->BlobPath(l.digest));
+      ASSERT_TRUE(blob.ok());
+      EXPECT_EQ(static_cast<int64_t>((*blob)->Size()), l.size);
+      OpenOptions open;
+      open.annotations = l.annotations;
+      auto layer = OpenLayer(**blob, open);
+      ASSERT_TRUE(layer.ok()) << layer.status();
+      ASSERT_TRUE(r->manifests[0].layers[i].toc_digest.has_value());
+      EXPECT_EQ((*layer)->toc_digest, *r->manifests[0].layers[i].toc_digest);
+      std::string path = i == 0 ? "etc/hello" : "etc/second";
+      EntryId id = (*layer)->index.LookupPath(path);
+      ASSERT_NE(id, kNoEntry);
+      auto content = ReadFile(**blob, **layer, id);
+      ASSERT_TRUE(content.ok()) << content.status();
+      EXPECT_EQ(*content, i == 0 ? "hello world\n" : "two");
+      // diff_id: the digest of the decompressed blob.
+      auto in = FileInputStream::Open(dst_->BlobPath(l.digest));
+      ASSERT_TRUE(in.ok());
+      auto plain = NewDecompressingStream(in->get());
+      ASSERT_TRUE(plain.ok());
+      Sha256Hasher hasher;
+      char buf[65536];
+      for (;;) {
+        auto n = (*plain)->Read(absl::MakeSpan(buf));
+        ASSERT_TRUE(n.ok()) << n.status();
+        if (*n == 0) break;
+        hasher.Update(buf, *n);
+      }
+      EXPECT_EQ(config->diff_ids[i], hasher.Finish());
+    }
+  }
 }
 
 }  // namespace

@@ -35,6 +35,7 @@ struct ConvertFlags {
   bool quiet = false;
   bool json = false;
   int jobs = 0;
+  std::string temp_dir;
 };
 
 struct LayoutRef {
@@ -107,13 +108,9 @@ absl::StatusOr<ImageConvertOptions> BuildOptions(const ConvertFlags& f) {
   }
   o.all_platforms = f.all_platforms;
   o.jobs = f.jobs;
-  o.converter = [](InputStream& in, OutputStream& out,
-                   const ConvertOptions& options) -> absl::StatusOr<ConvertResult> {
-#ifdef LAZYSNAP_NO_CONVERTER
-    return absl::UnimplementedError("lazysnap was built without a layer converter");
-#else
+  o.layer.temp_dir = f.temp_dir;
+  o.converter = [](InputStream& in, OutputStream& out, const ConvertOptions& options) {
     return ConvertLayer(in, out, options);
-#endif
   };
   return o;
 }
@@ -154,6 +151,11 @@ int Run(const ConvertFlags& f) {
   auto result = ConvertImage(**src_layout, src.tag, **dst_layout, dst.tag, *options);
   if (display) display->Finish();
   if (!result.ok()) return ReportError(result.status());
+  if (!f.quiet) {
+    for (const auto& p : result->missed_prioritized_files) {
+      std::fprintf(stderr, "lazysnap: warning: prioritized file %s is in no layer\n", p.c_str());
+    }
+  }
   if (f.json) {
     std::printf("%s\n", ImageConvertResultToJson(*result).c_str());
   } else if (!f.quiet) {
@@ -198,6 +200,10 @@ void AddImageConvertCommand(CLI::App& image, CommandBody* run) {
       ->excludes(platform);
   cmd->add_flag("-q,--quiet", flags->quiet, "print nothing but errors");
   cmd->add_flag("--json", flags->json, "print the result as JSON on stdout");
+  cmd->add_option("--temp-dir", flags->temp_dir,
+                  "where to spool uncompressed layers while converting (default $TMPDIR or "
+                  "/tmp); needs room for the largest uncompressed layer per job")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("-j,--jobs", flags->jobs, "layers converted at once (default: cores)")
       ->check(CLI::Range(1, 1024));
   cmd->callback([flags, run] { *run = [flags] { return Run(*flags); }; });

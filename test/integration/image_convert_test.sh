@@ -100,15 +100,8 @@ check() {
 
 # ---- 2. conversions ---------------------------------------------------------------------------
 step "converting to eStargz"
-if ! "$LAZYSNAP" image convert --oci-layout --quiet "$T/src:v2" "$T/dst:v2-estargz" 2>"$T/err"; then
-  cat "$T/err" >&2
-  # A tree where format/ does not define ConvertLayer yet builds the tool without it.
-  if grep -q "built without a layer converter" "$T/err"; then
-    echo "SKIP image_convert: lazysnap was built without a layer converter" >&2
-    exit 0
-  fi
+"$LAZYSNAP" image convert --oci-layout --quiet "$T/src:v2" "$T/dst:v2-estargz" ||
   fail "convert to eStargz"
-fi
 manifest=$(skopeo inspect --raw "oci:$T/dst:v2-estargz")
 for i in 0 1; do
   jq -e ".layers[$i].annotations[\"containerd.io/snapshot/stargz/toc.digest\"] | startswith(\"sha256:\")" \
