@@ -112,8 +112,23 @@ class DirLock {
 BlobWriter::~BlobWriter() {
   if (fd_ >= 0) {
     ::close(fd_);
-    ::unlink(tmp_path_.c_str());
+    if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
   }
+}
+
+absl::Status BlobWriter::Publish(int fd, const std::string& path) {
+  if (!tmp_path_.empty()) {
+    if (::rename(tmp_path_.c_str(), path.c_str()) != 0) {
+      return ErrnoToStatus(errno, StrCat("rename ", tmp_path_, " to ", path));
+    }
+    return absl::OkStatus();
+  }
+  std::string proc = StrCat("/proc/self/fd/", fd);
+  if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
+      errno != EEXIST) {  // EEXIST: the same content is already there
+    return ErrnoToStatus(errno, StrCat("link blob to ", path));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status BlobWriter::Write(std::string_view data) {
@@ -124,7 +139,7 @@ absl::Status BlobWriter::Write(std::string_view data) {
     ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, StrCat("write ", tmp_path_));
+      return ErrnoToStatus(errno, StrCat("write blob in ", blobs_dir_));
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
@@ -136,8 +151,7 @@ absl::StatusOr<Descriptor> BlobWriter::Commit(std::optional<Sha256> expected) {
   int fd = fd_;
   fd_ = -1;
   absl::Status s;
-  if (::fsync(fd) != 0) s = ErrnoToStatus(errno, StrCat("fsync ", tmp_path_));
-  if (::close(fd) != 0 && s.ok()) s = ErrnoToStatus(errno, StrCat("close ", tmp_path_));
+  if (::fsync(fd) != 0) s = ErrnoToStatus(errno, StrCat("fsync blob in ", blobs_dir_));
   Descriptor d;
   d.digest = hasher_.Finish();
   d.size = static_cast<int64_t>(bytes_);
@@ -145,12 +159,10 @@ absl::StatusOr<Descriptor> BlobWriter::Commit(std::optional<Sha256> expected) {
     s = absl::DataLossError(StrCat("blob content hashes to ", d.digest.ToString(),
                                    ", expected ", expected->ToString()));
   }
-  std::string path = StrCat(blobs_dir_, "/", d.digest.Hex());
-  if (s.ok() && ::rename(tmp_path_.c_str(), path.c_str()) != 0) {
-    s = ErrnoToStatus(errno, StrCat("rename ", tmp_path_, " to ", path));
-  }
+  if (s.ok()) s = Publish(fd, StrCat(blobs_dir_, "/", d.digest.Hex()));
+  if (::close(fd) != 0 && s.ok()) s = ErrnoToStatus(errno, StrCat("close blob in ", blobs_dir_));
   if (!s.ok()) {
-    ::unlink(tmp_path_.c_str());
+    if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
     return s;
   }
   return d;
@@ -249,14 +261,21 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> OciLayout::NewBlobWriter() const {
   // A layout made by another tool may lack blobs/sha256 until its first sha256 blob.
   RETURN_IF_ERROR(MakeDir(StrCat(dir_, "/blobs")));
   RETURN_IF_ERROR(MakeDir(StrCat(dir_, "/blobs/sha256")));
+  std::string blobs = StrCat(dir_, "/blobs/sha256");
+  if (::access("/proc/self/fd", X_OK) == 0) {
+    int fd = ::open(blobs.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd >= 0) return std::unique_ptr<BlobWriter>(new BlobWriter(fd, "", blobs));
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+      return ErrnoToStatus(errno, StrCat("create temporary file in ", blobs));
+    }
+  }
   std::string tmpl = StrCat(dir_, "/.lazysnap-tmp-XXXXXX");
   std::vector<char> path(tmpl.begin(), tmpl.end());
   path.push_back('\0');
   int fd = ::mkostemp(path.data(), O_CLOEXEC);
   if (fd < 0) return ErrnoToStatus(errno, StrCat("create temporary file in ", dir_));
   ::fchmod(fd, 0644);
-  return std::unique_ptr<BlobWriter>(
-      new BlobWriter(fd, std::string(path.data()), StrCat(dir_, "/blobs/sha256")));
+  return std::unique_ptr<BlobWriter>(new BlobWriter(fd, std::string(path.data()), blobs));
 }
 
 absl::StatusOr<Descriptor> OciLayout::WriteBlob(std::string_view media_type,

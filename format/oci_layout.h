@@ -1,7 +1,8 @@
 // An OCI image layout directory (image-spec layout.md): `oci-layout`, `index.json` (tags as
 // `org.opencontainers.image.ref.name` annotations) and `blobs/sha256/<hex>`. Blobs are written
-// to a temporary file in the layout and renamed into place once complete and verified, so a
-// blob path never holds partial content; blobs read back are verified against their digest.
+// to an unnamed temporary file (O_TMPFILE; a named one in the layout where unsupported) and
+// linked or renamed into place once complete and verified, so a blob path never holds partial
+// content and a killed conversion leaves no debris; blobs read back are verified.
 #ifndef LAZYSNAP_FORMAT_OCI_LAYOUT_H_
 #define LAZYSNAP_FORMAT_OCI_LAYOUT_H_
 
@@ -34,8 +35,11 @@ class BlobWriter : public OutputStream {
 
  private:
   friend class OciLayout;
+  // `tmp_path` empty: `fd` is an unnamed O_TMPFILE file, linked into place on Commit (so
+  // nothing is left behind even if the process dies); else a named temporary file.
   BlobWriter(int fd, std::string tmp_path, std::string blobs_dir)
       : fd_(fd), tmp_path_(std::move(tmp_path)), blobs_dir_(std::move(blobs_dir)) {}
+  absl::Status Publish(int fd, const std::string& path);
   int fd_;
   std::string tmp_path_;
   std::string blobs_dir_;

@@ -134,6 +134,20 @@ TEST_F(OciLayoutTest, WriterCommitChecksExpectedDigest) {
   for (const auto& name : ListDir(root_ + "/l")) {
     EXPECT_EQ(name.find(".lazysnap-tmp"), std::string::npos) << name;
   }
+  EXPECT_TRUE(ListDir(root_ + "/l/blobs/sha256").empty());
+
+  // Writing a blob that is already there succeeds and keeps one file.
+  for (int i = 0; i < 2; ++i) {
+    auto w3 = (*layout)->NewBlobWriter();
+    ASSERT_TRUE(w3.ok());
+    ASSERT_TRUE((*w3)->Write("same").ok());
+    auto d = (*w3)->Commit(Sha256::Of("same"));
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_EQ(d->size, 4);
+  }
+  EXPECT_EQ(ListDir(root_ + "/l/blobs/sha256"),
+            std::vector<std::string>{Sha256::Of("same").Hex()});
+  EXPECT_EQ(*ReadFileToString((*layout)->BlobPath(Sha256::Of("same"))), "same");
 }
 
 TEST_F(OciLayoutTest, OpensReadOnlyLayoutsWithoutWriting) {
