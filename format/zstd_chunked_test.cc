@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "base/stream.h"
 #include "base/strings.h"
+#include "format/convert.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -555,6 +557,44 @@ TEST(ZstdChunkedInterop, ReadsContainersStorageLayer) {
   EXPECT_GT(chunks_checked, 0u);
   std::cout << "interop: " << entries.size() << " TOC entries, " << regular
             << " regular files, " << chunks_checked << " chunks verified\n";
+}
+
+// The other direction (run.sh, then containers/storage's reader checks the result):
+//   LAZYSNAP_INTEROP_ZSTD_CHUNKED_WRITE_TAR          input tar
+//   LAZYSNAP_INTEROP_ZSTD_CHUNKED_WRITE_OUT          where lazysnap writes the zstd:chunked layer
+//   LAZYSNAP_INTEROP_ZSTD_CHUNKED_WRITE_ANNOTATIONS  where its descriptor annotations go (JSON)
+TEST(ZstdChunkedInterop, WritesLayerForContainersStorage) {
+  const char* tar = std::getenv("LAZYSNAP_INTEROP_ZSTD_CHUNKED_WRITE_TAR");
+  const char* out_path = std::getenv("LAZYSNAP_INTEROP_ZSTD_CHUNKED_WRITE_OUT");
+  const char* ann_path = std::getenv("LAZYSNAP_INTEROP_ZSTD_CHUNKED_WRITE_ANNOTATIONS");
+  if (tar == nullptr || out_path == nullptr || ann_path == nullptr) {
+    GTEST_SKIP() << "run test/interop/zstd_chunked/run.sh";
+  }
+  auto in = FileInputStream::Open(tar);
+  ASSERT_TRUE(in.ok()) << in.status();
+  auto out = FileOutputStream::Create(out_path);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ConvertOptions options;
+  options.format = LayerFormat::kZstdChunked;
+  options.chunk_size = 64 << 10;  // several chunks per large file
+  auto r = ConvertLayer(**in, **out, options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE((*out)->Close().ok());
+  nlohmann::json ann = nlohmann::json::object();
+  for (const auto& [k, v] : r->annotations) ann[k] = v;
+  ASSERT_TRUE(WriteFileAtomically(ann_path, ann.dump(2) + "\n").ok());
+
+  // lazysnap finds its own TOC both ways.
+  auto blob = FileBlobSource::Open(out_path);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  OpenOptions with;
+  with.annotations = r->annotations;
+  auto toc = ReadZstdChunkedToc(**blob, with);
+  ASSERT_TRUE(toc.ok()) << toc.status();
+  auto by_footer = ReadZstdChunkedToc(**blob, OpenOptions());
+  ASSERT_TRUE(by_footer.ok()) << by_footer.status();
+  EXPECT_EQ(toc->json, by_footer->json);
+  EXPECT_EQ(Sha256::Of(toc->json), r->toc_digest);
 }
 
 }  // namespace

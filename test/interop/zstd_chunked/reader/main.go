@@ -5,7 +5,12 @@
 // checked against chunkDigest, the whole file against digest) into OUTDIR, so run.sh can
 // compare them with the original tar.
 //
-// Usage: reader BLOB ANNOTATIONS.json OUTDIR [MANIFEST_OUT]
+// With TAR_OUT, it also reads the tar-split (current generation; c/storage 1.43 predates it, so
+// this part is done here with vbatts/tar-split, the library c/storage uses): checks it
+// against the TOC's tarSplitDigest and reassembles the original tar from it and the extracted
+// files (asm.WriteOutputTarStream, which checks every file's CRC-64) into TAR_OUT.
+//
+// Usage: reader BLOB ANNOTATIONS.json OUTDIR [MANIFEST_OUT [TAR_OUT]]
 // containers/storage 1.43 (Debian 12) knows only the legacy io.containers.zstd-chunked.*
 // annotation keys, so io.github.containers.zstd-chunked.* keys are passed under both names.
 package main
@@ -22,6 +27,8 @@ import (
 	"github.com/containers/storage/pkg/chunked"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
+	"github.com/vbatts/tar-split/tar/asm"
+	"github.com/vbatts/tar-split/tar/storage"
 )
 
 type fileSource struct{ f *os.File }
@@ -41,7 +48,7 @@ type piece struct {
 	digest, typ       string
 }
 
-func run(blobPath, annPath, outDir, manifestOut string) error {
+func run(blobPath, annPath, outDir, manifestOut, tarOut string) error {
 	f, err := os.Open(blobPath)
 	if err != nil {
 		return err
@@ -142,19 +149,64 @@ func run(blobPath, annPath, outDir, manifestOut string) error {
 		files++
 	}
 	fmt.Printf("reader: %d entries, %d regular files extracted\n", len(entries), files)
+	if tarOut != "" {
+		return reassemble(f, ann, manifest, dec, outDir, tarOut)
+	}
 	return nil
 }
 
+func reassemble(f *os.File, ann map[string]string, manifest []byte, dec *zstd.Decoder, outDir, tarOut string) error {
+	var offset, length, uncompressed int64
+	pos := ann["io.github.containers.zstd-chunked.tarsplit-position"]
+	if _, err := fmt.Sscanf(pos, "%d:%d:%d", &offset, &length, &uncompressed); err != nil {
+		return fmt.Errorf("tarsplit-position %q: %w", pos, err)
+	}
+	var toc struct {
+		TarSplitDigest string `json:"tarSplitDigest"`
+	}
+	if err := json.Unmarshal(manifest, &toc); err != nil {
+		return err
+	}
+	comp := make([]byte, length)
+	if _, err := f.ReadAt(comp, offset); err != nil {
+		return err
+	}
+	if got := digest.FromBytes(comp).String(); got != toc.TarSplitDigest {
+		return fmt.Errorf("tar-split digest %s, TOC says %q", got, toc.TarSplitDigest)
+	}
+	plain, err := dec.DecodeAll(comp, nil)
+	if err != nil {
+		return fmt.Errorf("tar-split: %w", err)
+	}
+	if int64(len(plain)) != uncompressed {
+		return fmt.Errorf("tar-split is %d bytes, annotation says %d", len(plain), uncompressed)
+	}
+	out, err := os.Create(tarOut)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	unpacker := storage.NewJSONUnpacker(bytes.NewReader(plain))
+	if err := asm.WriteOutputTarStream(storage.NewPathFileGetter(outDir), unpacker, out); err != nil {
+		return fmt.Errorf("reassembling the tar from the tar-split: %w", err)
+	}
+	fmt.Println("reader: tar reassembled from the tar-split")
+	return out.Close()
+}
+
 func main() {
-	if len(os.Args) != 4 && len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: reader BLOB ANNOTATIONS.json OUTDIR [MANIFEST_OUT]")
+	if len(os.Args) < 4 || len(os.Args) > 6 {
+		fmt.Fprintln(os.Stderr, "usage: reader BLOB ANNOTATIONS.json OUTDIR [MANIFEST_OUT [TAR_OUT]]")
 		os.Exit(2)
 	}
-	manifestOut := ""
-	if len(os.Args) == 5 {
+	manifestOut, tarOut := "", ""
+	if len(os.Args) >= 5 {
 		manifestOut = os.Args[4]
 	}
-	if err := run(os.Args[1], os.Args[2], os.Args[3], manifestOut); err != nil {
+	if len(os.Args) == 6 {
+		tarOut = os.Args[5]
+	}
+	if err := run(os.Args[1], os.Args[2], os.Args[3], manifestOut, tarOut); err != nil {
 		fmt.Fprintln(os.Stderr, "reader:", err)
 		os.Exit(1)
 	}
