@@ -1,10 +1,12 @@
 #include "format/estargz.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include "base/status_macros.h"
@@ -18,6 +20,7 @@ constexpr size_t kPayloadSize = 16 + 6;     // "%016x" + "STARGZ"
 constexpr uint64_t kTailRead = 64 << 10;    // first read: footer and, usually, the TOC
 constexpr size_t kTarBlock = 512;
 constexpr uint64_t kTocTarSlack = 64 << 10;  // tar headers and padding around the JSON
+constexpr uint64_t kMaxFastPathBytes = 64 << 20;
 
 // Streaming inflate of one gzip member over an in-memory buffer.
 class GzipMemberReader {
@@ -279,6 +282,27 @@ absl::StatusOr<RawToc> ReadEstargzToc(BlobSource& blob, const OpenOptions& optio
 }
 
 absl::Status GunzipRange(std::string_view compressed, uint64_t skip, absl::Span<char> out) {
+  // Fast path: libdeflate inflates the whole member at once (2-3x zlib's speed) when it fits
+  // in the bytes wanted plus some slack for tar padding and headers; else zlib streaming.
+  constexpr size_t kSlack = 64 << 10;
+  if (skip + out.size() <= kMaxFastPathBytes) {
+    std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> d(
+        libdeflate_alloc_decompressor(), libdeflate_free_decompressor);
+    if (d == nullptr) return absl::ResourceExhaustedError("libdeflate_alloc_decompressor");
+    std::unique_ptr<char[]> buf(new char[skip + out.size() + kSlack]);
+    size_t in_used = 0, out_used = 0;
+    libdeflate_result r = libdeflate_gzip_decompress_ex(
+        d.get(), compressed.data(), compressed.size(), buf.get(), skip + out.size() + kSlack,
+        &in_used, &out_used);
+    if (r == LIBDEFLATE_SUCCESS) {
+      if (out_used < skip + out.size()) {
+        return absl::DataLossError("gzip member ended before the expected data");
+      }
+      memcpy(out.data(), buf.get() + skip, out.size());
+      return absl::OkStatus();
+    }
+    // Otherwise (a member longer than the slack, or a corrupt one) zlib decides, streaming.
+  }
   GzipMemberReader gz(compressed);
   RETURN_IF_ERROR(gz.Skip(skip));
   return gz.ReadFull(out.data(), out.size());
