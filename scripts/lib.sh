@@ -93,12 +93,20 @@ ls_test_result() {
 }
 
 # ---- build -----------------------------------------------------------------------------------
-# ls_build [TARGETS...]: configures (once) and builds $LS_BUILD (RelWithDebInfo, Ninja).
+# ls_build [TARGETS...]: configures (once) and builds $LS_BUILD (RelWithDebInfo, Ninja). Quiet
+# unless it fails.
 ls_build() {
-  if [ ! -f "$LS_BUILD/build.ninja" ]; then
-    cmake -S "$LS_ROOT" -B "$LS_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
-  ninja -C "$LS_BUILD" -j"$(nproc)" "$@"
+  local log rc=0
+  log=$(mktemp)
+  {
+    if [ ! -f "$LS_BUILD/build.ninja" ]; then
+      cmake -S "$LS_ROOT" -B "$LS_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    fi &&
+      ninja -C "$LS_BUILD" -j"$(nproc)" "$@"
+  } >"$log" 2>&1 || rc=$?
+  [ "$rc" = 0 ] || tail -40 "$log" >&2
+  rm -f "$log"
+  return "$rc"
 }
 
 # Paths of the tools the integration tests use (built by ls_build).

@@ -41,8 +41,8 @@ done
 # The special layer must hold what it was made to hold, or the comparisons prove little.
 for want in 'special/null type=chr' 'special/loop7 type=blk' 'special/fifo type=fifo' \
   'special/setuid type=reg mode=04755' 'special/sticky type=dir mode=01777' \
-  'special/biguid type=reg mode=00644 uid=3000000 gid=4000000' 'hl=special/links/a' \
-  'xattrs=trusted.lazysnap=' 'etc/.wh.motd type=reg' 'opt/opaque/.wh..wh..opq type=reg' \
+  'special/biguid type=reg mode=00644 uid=3000000 gid=4000000' 'special/links/b type=reg mode=00644 uid=0 gid=0 size=15 mtime' \
+  'hl=special/dir/sub/c xattrs=-' 'xattrs=trusted.lazysnap=' 'etc/.wh.motd type=reg' 'opt/opaque/.wh..wh..opq type=reg' \
   'special/dir/\xc3\xbcn'; do
   grep -qF -- "$want" "$T/in-$((n - 1)).txt" || { ls_log "test image lacks: $want"; fails=$((fails + 1)); }
 done
