@@ -555,6 +555,33 @@ TEST(ZstdChunkedInterop, ReadsContainersStorageLayer) {
   }
   EXPECT_EQ(regular, local_regular);
   EXPECT_GT(chunks_checked, 0u);
+
+  // And through the reader the snapshotter uses: OpenLayer (format detection, TOC parsing into
+  // a LayerIndex) and ReadFile (chunk reads, each verified) give every file as in the original.
+  auto layer = OpenLayer(**blob, with);
+  ASSERT_TRUE(layer.ok()) << layer.status();
+  EXPECT_EQ((*layer)->index.format(), LayerFormat::kZstdChunked);
+  size_t read_through_layer = 0;
+  for (EntryId id = 0; id < (*layer)->index.size(); ++id) {
+    const Entry& e = (*layer)->index.entry(id);
+    const std::string path = (*layer)->index.Path(id);
+    SCOPED_TRACE(path);
+    const std::filesystem::path local = root / path;
+    if (S_ISREG(e.mode)) {
+      auto data = ReadFile(**blob, **layer, id);
+      ASSERT_TRUE(data.ok()) << data.status();
+      const std::string original = ReadLocalFile(local);
+      EXPECT_TRUE(*data == original) << "OpenLayer/ReadFile: content differs, " << data->size()
+                                     << " bytes vs " << original.size();
+      ++read_through_layer;
+    } else if (S_ISLNK(e.mode)) {
+      EXPECT_EQ(std::filesystem::read_symlink(local).string(),
+                (*layer)->index.str(e.link));
+    } else if (S_ISDIR(e.mode)) {
+      EXPECT_TRUE(std::filesystem::is_directory(std::filesystem::symlink_status(local)));
+    }
+  }
+  EXPECT_EQ(read_through_layer, local_regular);
   std::cout << "interop: " << entries.size() << " TOC entries, " << regular
             << " regular files, " << chunks_checked << " chunks verified\n";
 }
