@@ -279,6 +279,24 @@ TEST(ParseToc, RejectsMalformedJsonAndFields) {
               "chunkType");
 }
 
+TEST(ParseToc, FilesSharingAMemberShareItsExtent) {
+  auto idx = Parse(R"({"name":"a","type":"reg","size":10,"offset":100},)"
+                   R"({"name":"b","type":"reg","size":20,"offset":100,"innerOffset":522},)"
+                   R"({"name":"c","type":"reg","size":5,"offset":300})");
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  const Chunk& a = idx->ChunksOf(idx->LookupPath("a"))[0];
+  const Chunk& b = idx->ChunksOf(idx->LookupPath("b"))[0];
+  EXPECT_EQ(a.compressed_offset, 100u);
+  EXPECT_EQ(b.compressed_offset, 100u);
+  EXPECT_EQ(a.compressed_size, 200u);
+  EXPECT_EQ(b.compressed_size, 200u);
+  EXPECT_EQ(a.inner_offset, 0u);
+  EXPECT_EQ(b.inner_offset, 522u);
+  EXPECT_FALSE(a.has_digest);  // no digest in the TOC: served unverified
+  ExpectError(R"({"name":"a","type":"reg","size":1,"offset":100,"innerOffset":1073741824})",
+              "innerOffset");
+}
+
 TEST(ParseToc, NoPrefetchLandmark) {
   auto idx = Parse(R"({"name":".no.prefetch.landmark","type":"reg","size":1,"offset":5})");
   ASSERT_TRUE(idx.ok()) << idx.status();
