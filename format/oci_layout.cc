@@ -40,6 +40,17 @@ bool IsEmptyOrMissingDir(const std::string& dir) {
   return ::stat(StrCat(dir, "/index.json").c_str(), &index) != 0;
 }
 
+// Reads a small file of the layout, refusing (InvalidArgument) one larger than `max_bytes`.
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, StrCat("stat ", path));
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return absl::InvalidArgumentError(StrCat(path, ": ", st.st_size,
+                                             " bytes exceeds the limit of ", max_bytes));
+  }
+  return ReadFileToString(path);
+}
+
 // Reads a blob front to back, hashing it; at the end compares with the expected digest/size.
 class VerifyingInputStream : public InputStream {
  public:
@@ -170,7 +181,7 @@ absl::StatusOr<Descriptor> BlobWriter::Commit(std::optional<Sha256> expected) {
 
 absl::StatusOr<std::unique_ptr<OciLayout>> OciLayout::Open(const std::string& dir) {
   std::string path = StrCat(dir, "/", kLayoutFile);
-  auto content = ReadFileToString(path);
+  auto content = ReadSmallFile(path, 4096);
   if (!content.ok()) {
     if (absl::IsNotFound(content.status())) {
       return absl::NotFoundError(StrCat(dir, ": not an OCI image layout (no oci-layout file)"));
@@ -303,7 +314,7 @@ absl::Status OciLayout::CopyBlobFrom(const OciLayout& src, const Descriptor& d) 
 
 absl::StatusOr<Index> OciLayout::ReadIndex() const {
   std::string path = StrCat(dir_, "/index.json");
-  ASSIGN_OR_RETURN(std::string data, ReadFileToString(path));
+  ASSIGN_OR_RETURN(std::string data, ReadSmallFile(path, kMaxIndexBytes));
   OciLimits limits;
   limits.max_json_bytes = kMaxIndexBytes;
   limits.max_descriptors = 1000000;

@@ -168,6 +168,9 @@ TEST_F(OciLayoutTest, OpenRejectsNonLayouts) {
   ASSERT_TRUE(WriteFileAtomically(root_ + "/oci-layout", R"({"imageLayoutVersion":"2.0"})").ok());
   auto s = OciLayout::Open(root_).status();
   EXPECT_THAT(std::string(s.message()), HasSubstr("unsupported imageLayoutVersion"));
+  ASSERT_TRUE(WriteFileAtomically(root_ + "/oci-layout", std::string(5000, ' ')).ok());
+  s = OciLayout::Open(root_).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("exceeds the limit"));
   ASSERT_TRUE(WriteFileAtomically(root_ + "/oci-layout", "{").ok());
   EXPECT_EQ(OciLayout::Open(root_).status().code(), absl::StatusCode::kInvalidArgument);
   // OpenOrCreate does not overwrite something that is not an empty directory.
