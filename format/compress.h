@@ -14,7 +14,7 @@
 namespace lazysnap {
 
 // Default levels: see format/writer.md for the measurements behind them.
-inline constexpr int kDefaultGzipLevel = 9;   // libdeflate 1..12
+inline constexpr int kDefaultGzipLevel = 6;   // libdeflate 1..12
 inline constexpr int kDefaultZstdLevel = 3;   // libzstd 1..19
 
 // Compresses whole buffers into single gzip members or zstd frames. Holds per-thread
