@@ -153,6 +153,24 @@ absl::StatusOr<std::shared_ptr<LayerCache>> CacheManager::OpenLayer(
     const Sha256& layer_digest, const Sha256& toc_digest, absl::Span<const Chunk> chunks,
     std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
     const LayerCacheOptions& options) {
+  return OpenLayerImpl(layer_digest, toc_digest, chunks, std::move(source), std::move(decoder),
+                       options, nullptr);
+}
+
+absl::StatusOr<std::shared_ptr<LayerCache>> CacheManager::OpenLayer(
+    const Sha256& layer_digest, std::shared_ptr<const SeekableLayer> layer,
+    std::shared_ptr<BlobSource> source, const LayerCacheOptions& options) {
+  if (layer == nullptr) return absl::InvalidArgumentError("OpenLayer: no layer");
+  const SeekableLayer& l = *layer;
+  return OpenLayerImpl(layer_digest, l.toc_digest, l.index.chunks(), std::move(source),
+                       std::make_shared<FormatChunkDecoder>(l.index.format()), options,
+                       std::move(layer));
+}
+
+absl::StatusOr<std::shared_ptr<LayerCache>> CacheManager::OpenLayerImpl(
+    const Sha256& layer_digest, const Sha256& toc_digest, absl::Span<const Chunk> chunks,
+    std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
+    const LayerCacheOptions& options, std::shared_ptr<const void> keep_alive) {
   const std::string name = layer_digest.Hex();
   {
     absl::MutexLock lock(&state_->mu);
@@ -188,16 +206,18 @@ absl::StatusOr<std::shared_ptr<LayerCache>> CacheManager::OpenLayer(
       return opened.status();
     }
     std::shared_ptr<ManagerState> state = state_;
-    cache = std::shared_ptr<LayerCache>(opened->release(), [state, name](LayerCache* c) {
-      delete c;  // flushes
-      {
-        absl::MutexLock lock(&state->mu);
-        state->layers[name].open = false;
-        state->MaybeForget(name);
-        state->changed.SignalAll();
-      }
-      state->Touch(name);
-    });
+    cache = std::shared_ptr<LayerCache>(opened->release(),
+                                        [state, name, keep_alive](LayerCache* c) mutable {
+                                          delete c;            // flushes
+                                          keep_alive.reset();  // the chunk table may go now
+                                          {
+                                            absl::MutexLock lock(&state->mu);
+                                            state->layers[name].open = false;
+                                            state->MaybeForget(name);
+                                            state->changed.SignalAll();
+                                          }
+                                          state->Touch(name);
+                                        });
     l.cache = cache;
     l.open = true;
     l.toc = toc_digest;
@@ -214,6 +234,22 @@ LayerPin CacheManager::Pin(const Sha256& layer_digest) {
   }
   state_->Touch(name);
   return LayerPin(state_, name);
+}
+
+absl::Status CacheManager::FlushAll() {
+  std::vector<std::shared_ptr<LayerCache>> open;
+  {
+    absl::MutexLock lock(&state_->mu);
+    for (auto& [name, l] : state_->layers) {
+      if (auto c = l.cache.lock()) open.push_back(std::move(c));
+    }
+  }
+  absl::Status first;
+  for (auto& c : open) {
+    absl::Status s = c->Flush();
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
 }
 
 absl::StatusOr<std::vector<LayerUsage>> CacheManager::List() const {

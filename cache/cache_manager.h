@@ -27,6 +27,7 @@
 #include "cache/chunk_decoder.h"
 #include "cache/layer_cache.h"
 #include "format/index.h"
+#include "format/layer.h"
 
 namespace lazysnap {
 
@@ -92,6 +93,17 @@ class CacheManager {
                                                         std::shared_ptr<ChunkDecoder> decoder,
                                                         const LayerCacheOptions& options = {});
 
+  // The same for a layer opened by format/ (OpenLayer / OpenLayerFromToc): identity is its
+  // TOC digest, the decoder is FormatChunkDecoder, and `layer` is kept alive with the cache.
+  absl::StatusOr<std::shared_ptr<LayerCache>> OpenLayer(const Sha256& layer_digest,
+                                                        std::shared_ptr<const SeekableLayer> layer,
+                                                        std::shared_ptr<BlobSource> source,
+                                                        const LayerCacheOptions& options = {});
+
+  // Flushes every open layer (LayerCache::Flush); the first error. For a periodic timer and
+  // shutdown.
+  absl::Status FlushAll();
+
   // Marks the layer in use until the pin is destroyed (it need not exist yet).
   LayerPin Pin(const Sha256& layer_digest);
 
@@ -115,6 +127,10 @@ class CacheManager {
                std::shared_ptr<cache_internal::ManagerState> state);
   // Moves the layer's directory to trash if it is not in use; returns the trash path.
   absl::StatusOr<std::string> Detach(const std::string& name);
+  absl::StatusOr<std::shared_ptr<LayerCache>> OpenLayerImpl(
+      const Sha256& layer_digest, const Sha256& toc_digest, absl::Span<const Chunk> chunks,
+      std::shared_ptr<BlobSource> source, std::shared_ptr<ChunkDecoder> decoder,
+      const LayerCacheOptions& options, std::shared_ptr<const void> keep_alive);
 
   const std::string root_;
   const CacheManagerOptions options_;

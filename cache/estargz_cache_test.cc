@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "base/testing.h"
+#include "cache/cache_manager.h"
 #include "cache/layer_cache.h"
 #include "cache/testing.h"
 #include "format/estargz_testutil.h"
@@ -81,6 +82,30 @@ TEST_F(EstargzCacheTest, WholeLayerIsOneRequestAcrossTarHeaderGaps) {
   EXPECT_EQ(counting->reads(), 1u);
   EXPECT_LT(counting->bytes(), blob_.size());  // the TOC and footer are not fetched
   ExpectAllFiles(**cache);
+}
+
+TEST_F(EstargzCacheTest, ManagerKeepsTheLayerAliveWithItsCache) {
+  TempDir dir;
+  auto m = CacheManager::Open(dir.path(), {});
+  ASSERT_TRUE(m.ok());
+  std::shared_ptr<const SeekableLayer> layer = std::move(layer_);
+  std::weak_ptr<const SeekableLayer> watch = layer;
+  const LayerIndex& idx = layer->index;
+  EntryId big = idx.LookupPath("bin/big");
+  Entry entry = idx.entry(big);
+  auto want = ReadFile(*mem_, *layer, big);
+  ASSERT_TRUE(want.ok());
+  auto cache = (*m)->OpenLayer(Sha256::Of("blob"), std::move(layer),
+                               std::make_shared<CountingBlobSource>(mem_.get()));
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_FALSE(watch.expired());  // only the cache holds it now
+  std::string got(want->size(), '\0');
+  auto n = (*cache)->ReadFile(entry, 0, absl::MakeSpan(got));
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_TRUE(got == *want);
+  EXPECT_TRUE((*m)->FlushAll().ok());
+  cache->reset();
+  EXPECT_TRUE(watch.expired());
 }
 
 // Flips one byte of the blob at a chosen offset.
