@@ -179,6 +179,7 @@ absl::StatusOr<std::vector<Mount>> OverlaySnapshotter::CreateSnapshot(Kind kind,
                                                                       const Labels& labels,
                                                                       SnapshotRecord* record) {
   RETURN_IF_ERROR(ValidateLabels(labels));
+  RETURN_IF_ERROR(CheckRemoteLayers(parent));
   ASSIGN_OR_RETURN(auto txn, ms_->Begin(true));
   std::string tmpl = StrCat(root_, "/snapshots/new-XXXXXX");
   if (mkdtemp(tmpl.data()) == nullptr) {
@@ -215,10 +216,42 @@ absl::StatusOr<std::vector<Mount>> OverlaySnapshotter::CreateSnapshot(Kind kind,
 }
 
 absl::StatusOr<std::vector<Mount>> OverlaySnapshotter::Mounts(const std::string& key) {
-  ASSIGN_OR_RETURN(auto txn, ms_->Begin(false));
-  auto rec = txn->GetSnapshot(key);
-  if (!rec.ok()) return Annotate(rec.status(), "failed to get active mount");
-  return MountsFor(*rec);
+  SnapshotRecord rec;
+  std::string parent;
+  {
+    ASSIGN_OR_RETURN(auto txn, ms_->Begin(false));
+    auto r = txn->GetSnapshot(key);
+    if (!r.ok()) return Annotate(r.status(), "failed to get active mount");
+    rec = *std::move(r);
+    ASSIGN_OR_RETURN(SnapshotEntry e, txn->GetInfo(key));
+    parent = e.info.parent;
+  }
+  RETURN_IF_ERROR(CheckRemoteLayers(parent));
+  return MountsFor(rec);
+}
+
+absl::Status OverlaySnapshotter::CheckRemoteLayers(const std::string& name) {
+  std::vector<std::pair<std::string, std::string>> remote;  // name, directory
+  {
+    ASSIGN_OR_RETURN(auto txn, ms_->Begin(false));
+    for (std::string cur = name; !cur.empty();) {
+      auto e = txn->GetInfo(cur);
+      if (absl::IsNotFound(e.status())) break;  // reported by the caller's own lookup
+      if (!e.ok()) return e.status();
+      if (e->info.labels.count(kRemoteLabel)) remote.emplace_back(cur, UpperPath(e->id));
+      cur = e->info.parent;
+    }
+  }
+  // Outside the store's lock: a check may take a round trip to the registry.
+  for (const auto& [layer, dir] : remote) {
+    absl::Status s = mounter_->Check(dir);
+    if (!s.ok()) {
+      LZ_LOG(kWarning, "remote layer ", layer, " at ", dir, " unavailable: ", s.ToString());
+      return absl::UnavailableError(
+          StrCat("layer \"", layer, "\" unavailable: ", s.message()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::vector<Mount> OverlaySnapshotter::MountsFor(const SnapshotRecord& rec) const {

@@ -37,7 +37,8 @@ class OverlaySnapshotter {
   absl::StatusOr<Info> Update(const Info& info, const std::vector<std::string>& fieldpaths);
   // Active snapshots: measured now from the upper directory; others: as recorded at commit.
   absl::StatusOr<Usage> GetUsage(const std::string& key);
-  // A new active (read-write) snapshot on committed `parent` (may be empty).
+  // A new active (read-write) snapshot on committed `parent` (may be empty). Prepare, View
+  // and Mounts are Unavailable while a remote layer below fails its mounter's Check.
   absl::StatusOr<std::vector<Mount>> Prepare(const std::string& key, const std::string& parent,
                                              const Labels& labels);
   // A new read-only view of committed `parent` (may be empty).
@@ -77,6 +78,9 @@ class OverlaySnapshotter {
                                                     SnapshotRecord* record);
   absl::StatusOr<bool> TryRemote(const std::string& key, const SnapshotRecord& rec,
                                  const Labels& labels);
+  // Unavailable unless every remote layer in `name`'s chain (itself included) passes the
+  // mounter's Check. Takes (and releases) a read transaction.
+  absl::Status CheckRemoteLayers(const std::string& name);
   absl::StatusOr<std::vector<std::string>> OrphanDirs(MetadataStore::Transaction& txn);
   void RemoveDirs(const std::vector<std::string>& dirs);
   std::vector<Mount> MountsFor(const SnapshotRecord& rec) const;

@@ -28,6 +28,8 @@ class FakeMounter : public RemoteLayerMounter {
   struct State {
     absl::Mutex mu;
     absl::Status result ABSL_GUARDED_BY(mu);
+    absl::Status check ABSL_GUARDED_BY(mu);
+    std::vector<std::string> checked ABSL_GUARDED_BY(mu);
     std::vector<std::pair<std::string, std::string>> mounted ABSL_GUARDED_BY(mu);  // digest, dir
     Labels last_labels ABSL_GUARDED_BY(mu);
   };
@@ -40,7 +42,11 @@ class FakeMounter : public RemoteLayerMounter {
     if (state_->result.ok()) std::ofstream(dir + "/remote-marker") << digest;
     return state_->result;
   }
-  absl::Status Check(const std::string&) override { return absl::OkStatus(); }
+  absl::Status Check(const std::string& dir) override {
+    absl::MutexLock l(&state_->mu);
+    state_->checked.push_back(dir);
+    return state_->check;
+  }
   absl::Status Unmount(const std::string&) override { return absl::OkStatus(); }
 
  private:
@@ -283,6 +289,38 @@ TEST_F(OverlaySnapshotterTest, RemoteLayerIsCommittedUnderTheRefAndAnswersAlread
   EXPECT_EQ(info2->parent, "chain-1");
   EXPECT_EQ(s_->remote_counters().prepared, 2u);
   EXPECT_EQ(s_->remote_counters().fallbacks, 0u);
+}
+
+TEST_F(OverlaySnapshotterTest, RemoteLayersBelowAreCheckedBeforeUse) {
+  {
+    absl::MutexLock l(&fake_->mu);
+    fake_->result = absl::OkStatus();
+  }
+  ASSERT_TRUE(absl::IsAlreadyExists(s_->Prepare("x1", "", RemoteLabels("chain-1")).status()));
+  std::string layer_dir;
+  {
+    absl::MutexLock l(&fake_->mu);
+    layer_dir = fake_->mounted.at(0).second;
+  }
+  ASSERT_TRUE(s_->Prepare("c", "chain-1", {}).ok());
+  {
+    absl::MutexLock l(&fake_->mu);
+    EXPECT_EQ(fake_->checked, (std::vector<std::string>{layer_dir}));
+    fake_->check = absl::UnavailableError("registry unreachable");
+  }
+  EXPECT_TRUE(absl::IsUnavailable(s_->Mounts("c").status()));
+  EXPECT_TRUE(absl::IsUnavailable(s_->View("v", "chain-1", {}).status()));
+  EXPECT_TRUE(absl::IsNotFound(s_->Stat("v").status()));  // nothing half-made
+  {
+    absl::MutexLock l(&fake_->mu);
+    fake_->check = absl::OkStatus();
+  }
+  EXPECT_TRUE(s_->Mounts("c").ok());
+  // Local layers are never checked.
+  Layer("local", "");
+  ASSERT_TRUE(s_->Prepare("d", "local", {}).ok());
+  absl::MutexLock l(&fake_->mu);
+  EXPECT_EQ(fake_->checked.size(), 4u);  // Prepare c, Mounts c twice, View v
 }
 
 TEST_F(OverlaySnapshotterTest, UnavailableRemoteLayerFallsBackToAnOrdinarySnapshot) {
