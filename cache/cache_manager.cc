@@ -76,8 +76,29 @@ struct ManagerState {
   uint64_t trash_seq ABSL_GUARDED_BY(mu) = 0;
 };
 
+// The deleter of the LayerCaches the manager hands out: destroys (flushes) the cache, drops
+// what kept its chunk table alive, then marks the layer closed and records the use.
+struct CloseLayer {
+  std::shared_ptr<ManagerState> state;
+  std::string name;
+  std::shared_ptr<const void> keep_alive;
+
+  void operator()(LayerCache* cache) {
+    delete cache;
+    keep_alive.reset();
+    {
+      absl::MutexLock lock(&state->mu);
+      state->layers[name].open = false;
+      state->MaybeForget(name);
+      state->changed.SignalAll();
+    }
+    state->Touch(name);
+  }
+};
+
 }  // namespace cache_internal
 
+using cache_internal::CloseLayer;
 using cache_internal::ManagerState;
 
 namespace {
@@ -205,19 +226,8 @@ absl::StatusOr<std::shared_ptr<LayerCache>> CacheManager::OpenLayerImpl(
       state_->MaybeForget(name);
       return opened.status();
     }
-    std::shared_ptr<ManagerState> state = state_;
     cache = std::shared_ptr<LayerCache>(opened->release(),
-                                        [state, name, keep_alive](LayerCache* c) mutable {
-                                          delete c;            // flushes
-                                          keep_alive.reset();  // the chunk table may go now
-                                          {
-                                            absl::MutexLock lock(&state->mu);
-                                            state->layers[name].open = false;
-                                            state->MaybeForget(name);
-                                            state->changed.SignalAll();
-                                          }
-                                          state->Touch(name);
-                                        });
+                                        CloseLayer{state_, name, std::move(keep_alive)});
     l.cache = cache;
     l.open = true;
     l.toc = toc_digest;
