@@ -1,28 +1,19 @@
-// LayerCache: the local store of one lazily loaded layer's file data.
+// LayerCache: the local store of one lazily loaded layer's file data (docs/cache.md).
 //
-// Files in the data directory:
-//   data    sparse; chunk i's uncompressed bytes sit at data_offset(i), the prefix sum of the
-//           sizes of chunks 0..i-1 in index order. A file's chunks are contiguous in the index
-//           and tile the file, so any byte range of a file is ONE contiguous range of `data`
-//           (FileRange(): pread/splice it whole).
-//   bitmap  ChunkBitmap: which chunks are durable in `data`.
+// <dir>/data is sparse; chunk i sits at data_offset(i), the prefix sum of the sizes of chunks
+// 0..i-1. A file's chunks are contiguous in the index and tile the file, so a byte range of a
+// file is ONE contiguous range of `data` (FileRange(): pread/splice it whole). <dir>/bitmap
+// (ChunkBitmap) records which chunks are durable in `data`.
 //
-// Fetching: EnsureChunks() claims every requested chunk that is neither present nor in flight,
-// coalesces the claimed chunks that are adjacent in the blob (contiguous compressed ranges,
-// or separated by at most max_gap_bytes, up to max_request_bytes per request) into single
-// BlobSource::ReadAt calls, decodes and verifies each chunk (ChunkDecoder), writes it to `data`
-// and only then marks it present. Chunks claimed by another caller are waited on, never
-// fetched twice. Chunks sharing one compressed range (eStargz innerOffset) are fetched once.
-// A failed fetch or verification fails the read (Unavailable / DeadlineExceeded / DataLoss, as
-// the source or decoder says), is logged and counted, and leaves the chunk missing so the next
-// read retries. Nothing unverified is ever served.
+// EnsureChunks() fetches each missing chunk once (concurrent callers wait on the fetch in
+// flight), coalescing chunks adjacent in the blob into one ReadAt, and decodes and verifies
+// each before writing it; failures fail the read (the source's or decoder's status), are
+// logged and counted, and leave the chunk missing for the next read to retry.
 //
-// Durability (crash safety): a chunk's bit reaches the on-disk bitmap only after an
-// fdatasync(data) that covers its bytes. fdatasync per chunk would cost a disk flush per
-// on-demand read, so written chunks are served at once from the page cache and their bits are
-// persisted in batches: when sync_batch_bytes of unsynced data accumulate, on Flush(), and on
-// destruction. A crash loses at most the unsynced batch (re-fetched later) and never leaves a
-// bit set over bytes that did not reach the disk.
+// Crash safety: a bit reaches the on-disk bitmap only after an fdatasync(data) covering its
+// bytes. To keep disk flushes off the on-demand path, written chunks are served at once from
+// the page cache and made durable in batches (sync_batch_bytes, Flush(), destruction): a crash
+// costs at most one batch of re-fetching, never a bit over bytes that did not reach the disk.
 #ifndef LAZYSNAP_CACHE_LAYER_CACHE_H_
 #define LAZYSNAP_CACHE_LAYER_CACHE_H_
 
