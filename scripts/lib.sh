@@ -229,8 +229,18 @@ _ls_build_rootfs_tar() {
   mirror=$(ls_debian_mirror)
   tmp=$(mktemp -d "$LS_CACHE/debootstrap.XXXXXX")
   ls_log "debootstrap bookworm minbase + python3 from $mirror (once; cached in $LS_CACHE)"
-  if ! debootstrap --variant=minbase --include=python3 bookworm "$tmp/rootfs" "$mirror" \
-    >"$tmp/debootstrap.log" 2>&1; then
+  local ok=0 try
+  for try in 1 2; do # one retry: a mirror hiccup should not fail a whole test run
+    if debootstrap --variant=minbase --include=python3 bookworm "$tmp/rootfs" "$mirror" \
+      >"$tmp/debootstrap.log" 2>&1; then
+      ok=1
+      break
+    fi
+    ls_log "debootstrap attempt $try failed: $(tail -1 "$tmp/debootstrap.log")"
+    ls_umount_below "$tmp/rootfs"
+    rm -rf "$tmp/rootfs"
+  done
+  if [ "$ok" != 1 ]; then
     tail -30 "$tmp/debootstrap.log" >&2
     ls_umount_below "$tmp"
     rm -rf "$tmp"
