@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <string>
 
@@ -102,6 +103,14 @@ int Main(int argc, char** argv) {
     json = std::move(*data);
     if (argc > 2 && std::string(argv[2]) == "zstd") format = LayerFormat::kZstdChunked;
     for (size_t p = 0; (p = json.find("\"type\"", p)) != std::string::npos; ++p) ++toc_entries;
+    // The TOC offset of the blob is unknown here: put it just past the largest data offset.
+    uint64_t max_offset = 0;
+    for (const char* key : {"ffset\":", "ffset\": "}) {
+      for (size_t p = 0; (p = json.find(key, p)) != std::string::npos; ++p) {
+        max_offset = std::max<uint64_t>(max_offset, std::strtoull(json.c_str() + p + strlen(key), nullptr, 10));
+      }
+    }
+    toc_offset = max_offset + (64 << 20);
     printf("TOC: %s\n", arg);
   } else {
     size_t target = arg != nullptr ? std::atoll(arg) : 150000;
