@@ -26,6 +26,8 @@ namespace {
 
 constexpr char kMediaTypeGzip[] = "application/vnd.oci.image.layer.v1.tar+gzip";
 constexpr char kMediaTypeZstd[] = "application/vnd.oci.image.layer.v1.tar+zstd";
+// Members held in memory while converting (a few hundred bytes each).
+constexpr size_t kMaxMembers = 4'000'000;
 
 // A piece of a unit's uncompressed bytes.
 struct Piece {
@@ -67,6 +69,10 @@ absl::StatusOr<Spooled> SpoolInput(InputStream& in, SpoolFile* spool,
     ASSIGN_OR_RETURN(std::optional<TarEntry> e, reader.Next());
     if (!s.members.empty()) s.members.back().end_offset = reader.header_offset();
     if (!e.has_value()) break;
+    if (s.members.size() >= kMaxMembers) {
+      return absl::InvalidArgumentError(
+          StrCat("input layer has more than ", kMaxMembers, " entries"));
+    }
     InputMember m;
     auto clean = CleanEntryName(e->name);
     if (!clean.ok()) {

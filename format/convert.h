@@ -19,7 +19,7 @@ struct ConvertOptions {
   LayerFormat format = LayerFormat::kEstargz;
   // Uncompressed bytes per chunk of a regular file (>= 4096). See format/writer.md for the
   // measurement behind the default.
-  uint32_t chunk_size = 1u << 20;
+  uint32_t chunk_size = 256u << 10;
   // Compression level: gzip 1..12 (libdeflate) for eStargz, zstd 1..19 for zstd:chunked;
   // 0 picks the format's default.
   int level = 0;
