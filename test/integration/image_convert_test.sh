@@ -109,6 +109,15 @@ for i in 0 1; do
 done
 check "$T/dst" v2-estargz
 
+step "prioritized files"
+printf '# startup files\n/etc/greeting\n./usr/bin/hello\n\nmissing/file\n' >"$T/prio.txt"
+"$LAZYSNAP" image convert --oci-layout --prioritize-list "$T/prio.txt" --prioritize-file data/link \
+  "$T/src:v2" "$T/dst:v2-prio" >/dev/null 2>"$T/prio.err" || fail "convert with --prioritize-list"
+grep -x "lazysnap: warning: prioritized file missing/file is in no layer" "$T/prio.err" >/dev/null ||
+  fail "no warning for the missing prioritized file: $(cat "$T/prio.err")"
+[ "$(grep -c warning "$T/prio.err")" = 1 ] || fail "warnings for files that exist: $(cat "$T/prio.err")"
+check "$T/dst" v2-prio
+
 step "converting to zstd:chunked"
 "$LAZYSNAP" image convert --oci-layout --json --format zstd-chunked --chunk-size 1MiB -j 2 \
   "$T/src:v2" "$T/dst:v2-zstd" >"$T/result.json" || fail "convert to zstd:chunked"
