@@ -36,20 +36,19 @@ absl::StatusOr<RawToc> FindToc(BlobSource& blob, const OpenOptions& options) {
              ")"));
 }
 
-absl::Status VerifyTocDigest(const RawToc& raw, const Sha256& digest,
-                             const OpenOptions& options) {
-  if (raw.format == LayerFormat::kEstargz) {
-    auto it = options.annotations.find(kEstargzTocDigestAnnotation);
-    if (it != options.annotations.end()) {
-      auto want = Sha256::Parse(it->second);
-      if (!want.ok()) {
-        return absl::InvalidArgumentError(StrCat("annotation ", kEstargzTocDigestAnnotation,
-                                                 ": ", want.status().message()));
-      }
-      if (*want != digest) {
-        return absl::DataLossError(StrCat("TOC digest mismatch: annotation says ",
-                                          want->ToString(), ", TOC is ", digest.ToString()));
-      }
+// The stargz toc.digest annotation is the sha256 of the uncompressed TOC JSON for both
+// formats (stargz-snapshotter's zstd:chunked writer sets it the same way).
+absl::Status VerifyTocDigest(const Sha256& digest, const OpenOptions& options) {
+  auto it = options.annotations.find(kEstargzTocDigestAnnotation);
+  if (it != options.annotations.end()) {
+    auto want = Sha256::Parse(it->second);
+    if (!want.ok()) {
+      return absl::InvalidArgumentError(StrCat("annotation ", kEstargzTocDigestAnnotation,
+                                               ": ", want.status().message()));
+    }
+    if (*want != digest) {
+      return absl::DataLossError(StrCat("TOC digest mismatch: annotation says ",
+                                        want->ToString(), ", TOC is ", digest.ToString()));
     }
   }
   if (options.expected_toc_digest && *options.expected_toc_digest != digest) {
@@ -82,7 +81,7 @@ absl::StatusOr<std::unique_ptr<SeekableLayer>> OpenLayer(BlobSource& blob,
                                                          const OpenOptions& options) {
   ASSIGN_OR_RETURN(RawToc raw, FindToc(blob, options));
   Sha256 digest = Sha256::Of(raw.json);
-  RETURN_IF_ERROR(VerifyTocDigest(raw, digest, options));
+  RETURN_IF_ERROR(VerifyTocDigest(digest, options));
   ASSIGN_OR_RETURN(LayerIndex index,
                    ParseToc(raw.json, raw.format, raw.toc_offset, blob.Size(), options.limits));
   auto layer = std::make_unique<SeekableLayer>();

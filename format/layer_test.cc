@@ -282,6 +282,14 @@ TEST(OpenLayer, ZstdChunkedLayer) {
   EXPECT_EQ((*layer)->index.format(), LayerFormat::kZstdChunked);
   EXPECT_EQ((*layer)->toc_digest, Sha256::Of(json));
   EXPECT_EQ(ReadFile(source, **layer, (*layer)->index.LookupPath("f")).value_or(""), data);
+
+  // stargz-snapshotter puts the JSON's digest in the toc.digest annotation for zstd:chunked too.
+  OpenOptions options;
+  options.annotations[kEstargzTocDigestAnnotation] = Sha256::Of(json).ToString();
+  EXPECT_TRUE(OpenLayer(source, options).ok());
+  options.annotations[kEstargzTocDigestAnnotation] = Sha256::Of("other").ToString();
+  auto bad = OpenLayer(source, options);
+  EXPECT_TRUE(absl::IsDataLoss(bad.status())) << bad.status();
 }
 
 }  // namespace
