@@ -125,6 +125,8 @@ struct IndexBuilder::State {
   std::vector<std::pair<std::string_view, std::string_view>> raw_xattrs;
   PathTable by_path;
   uint32_t current_file = kNoEntry;  // the reg node chunk entries attach to
+  Sha256 current_digest;             // its whole-file "digest", if current_has_digest
+  bool current_has_digest = false;
   uint64_t added = 0;
 
   // Maps PathTable ids (node indexes) to their paths. Nodes pushed right after
@@ -221,6 +223,12 @@ absl::Status IndexBuilder::State::CheckFileChunks() {
   if (pos != n.size) {
     return Invalid(n.path, StrCat("chunks cover ", pos, " of ", n.size, " bytes"));
   }
+  // A single-chunk file may carry only the whole-file digest (zstd:chunked, old eStargz).
+  RawChunk& first = raw_chunks[n.chunks_begin];
+  if (n.chunks_count == 1 && !first.has_digest && current_has_digest) {
+    first.digest = current_digest;
+    first.has_digest = true;
+  }
   return absl::OkStatus();
 }
 
@@ -306,14 +314,14 @@ absl::Status IndexBuilder::Add(const TocEntry& e) {
   s.nodes.push_back(n);
   if (n.type == S_IFREG) {
     s.current_file = idx;
-    RETURN_IF_ERROR(s.AddChunk(idx, e));
-    // A single-chunk file may carry only the whole-file digest (zstd:chunked, old eStargz).
-    if (s.nodes[idx].chunks_count == 1 && !s.raw_chunks.back().has_digest && !e.digest.empty()) {
-      if (!ParseSha256Fast(e.digest, s.raw_chunks.back().digest.bytes.data())) {
+    s.current_has_digest = false;
+    if (!e.digest.empty() && n.size > 0) {
+      if (!ParseSha256Fast(e.digest, s.current_digest.bytes.data())) {
         return Invalid(e.name, StrCat("bad digest: ", Sha256::Parse(e.digest).status().message()));
       }
-      s.raw_chunks.back().has_digest = true;
+      s.current_has_digest = true;
     }
+    RETURN_IF_ERROR(s.AddChunk(idx, e));
   }
   return absl::OkStatus();
 }

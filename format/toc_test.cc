@@ -297,6 +297,24 @@ TEST(ParseToc, FilesSharingAMemberShareItsExtent) {
               "innerOffset");
 }
 
+TEST(ParseToc, FileDigestStandsInOnlyForASingleChunk) {
+  auto idx = Parse(StrCat(
+      R"({"name":"one","type":"reg","size":10,"offset":10,"digest":")", kD1, R"("},)"
+      R"({"name":"two","type":"reg","size":10,"offset":20,"chunkSize":4,"digest":")", kD1, R"("},)"
+      R"({"name":"two","type":"chunk","offset":30,"chunkOffset":4})"));
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  auto one = idx->ChunksOf(idx->LookupPath("one"));
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_TRUE(one[0].has_digest);
+  EXPECT_EQ(one[0].digest.ToString(), kD1);
+  auto two = idx->ChunksOf(idx->LookupPath("two"));
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_FALSE(two[0].has_digest);  // the file's digest is not the first chunk's
+  EXPECT_FALSE(two[1].has_digest);
+  ExpectError(R"({"name":"f","type":"reg","size":1,"offset":9,"digest":"sha256:zz"})",
+              "bad digest");
+}
+
 TEST(ParseToc, NoPrefetchLandmark) {
   auto idx = Parse(R"({"name":".no.prefetch.landmark","type":"reg","size":1,"offset":5})");
   ASSERT_TRUE(idx.ok()) << idx.status();
