@@ -34,8 +34,13 @@ absl::StatusOr<Usage> DiskUsage(const std::string& dir) {
   if (!fts.ok()) return fts.status();
   std::set<std::pair<dev_t, ino_t>> seen;
   Usage usage;
-  errno = 0;
-  while (FTSENT* e = fts_read(fts->get())) {
+  while (true) {
+    errno = 0;
+    FTSENT* e = fts_read(fts->get());
+    if (e == nullptr) {
+      if (errno != 0) return ErrnoToStatus(errno, StrCat("disk usage of ", dir));
+      break;
+    }
     switch (e->fts_info) {
       case FTS_DP:
         continue;  // directories are counted on the way down
@@ -51,7 +56,6 @@ absl::StatusOr<Usage> DiskUsage(const std::string& dir) {
       usage.size += static_cast<int64_t>(st->st_blocks) * 512;
     }
   }
-  if (errno != 0) return ErrnoToStatus(errno, StrCat("disk usage of ", dir));
   usage.inodes = static_cast<int64_t>(seen.size());
   return usage;
 }
