@@ -172,6 +172,14 @@ void AddImageConvertCommand(CLI::App& image, CommandBody* run) {
       "convert",
       "Convert an image into a seekable one (eStargz or zstd:chunked) for lazy pulling.\n"
       "SRC and DST are DIR[:TAG] OCI image layouts (they may be the same directory).");
+  cmd->footer(
+      "\nExamples:\n"
+      "  lazysnap image convert --oci-layout ./img:latest ./img:latest-estargz\n"
+      "  lazysnap image convert --oci-layout --format zstd-chunked --all-platforms \\\n"
+      "      ./src:v1 ./dst:v1\n"
+      "  lazysnap image convert --oci-layout --prioritize-list startup.txt --json ./img:v1 "
+      "./img:v1-opt\n"
+      "Exit status: 0 converted, 1 conversion failed, 2 bad arguments.");
   cmd->add_flag("--oci-layout", flags->oci_layout,
                 "SRC and DST are OCI image layout directories (required for now)");
   cmd->add_option("SRC", flags->src, "source image, DIR[:TAG]")->required();
