@@ -341,6 +341,10 @@ absl::Status IndexBuilder::State::Resolve() {
     const uint32_t next = static_cast<uint32_t>(nodes.size());
     uint32_t pi = by_path.FindOrInsert(dir, next, key_of());
     if (pi == next) {
+      if (nodes.size() >= limits.max_entries) {
+        return absl::InvalidArgumentError(StrCat("TOC implies more than ", limits.max_entries,
+                                                 " entries with its implicit directories"));
+      }
       Node d;
       d.path = dir;  // a prefix of a path in the arena: stable
       nodes.push_back(d);
@@ -351,27 +355,33 @@ absl::Status IndexBuilder::State::Resolve() {
     last_dir = dir;
     last_parent = pi;
   }
-  // Hard links, resolved to their final target.
+  // Hard links, resolved to their final target. Every link on a chain is resolved once
+  // (linear time however the chains are ordered); kVisiting marks the chain being followed.
+  constexpr uint32_t kVisiting = kNoEntry - 1;
+  std::vector<uint32_t> chain;
   for (uint32_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i].type != kHardlink) continue;
+    if (nodes[i].type != kHardlink || nodes[i].target != kNoEntry) continue;
+    chain.clear();
     uint32_t cur = i;
-    for (size_t steps = 0; nodes[cur].type == kHardlink; ++steps) {
-      if (nodes[cur].target != kNoEntry) {
-        cur = nodes[cur].target;
-        break;
-      }
+    while (nodes[cur].type == kHardlink && nodes[cur].target == kNoEntry) {
+      nodes[cur].target = kVisiting;
+      chain.push_back(cur);
       uint32_t t = by_path.Find(nodes[cur].link, key_of());
       if (t == PathTable::kAbsent) {
-        return Invalid(nodes[i].path, StrCat("hard link target \"", nodes[cur].link.substr(0, 256),
-                                             "\" not found"));
+        return Invalid(nodes[cur].path, StrCat("hard link target \"",
+                                               nodes[cur].link.substr(0, 256), "\" not found"));
       }
       cur = t;
-      if (steps > nodes.size()) return Invalid(nodes[i].path, "hard link loop");
     }
-    if (cur == i || nodes[cur].type == kHardlink) return Invalid(nodes[i].path, "hard link loop");
+    if (nodes[cur].type == kHardlink) {
+      if (nodes[cur].target == kVisiting) return Invalid(nodes[i].path, "hard link loop");
+      cur = nodes[cur].target;  // joins a chain resolved earlier
+    }
     if (nodes[cur].type == S_IFDIR) return Invalid(nodes[i].path, "hard link to a directory");
-    nodes[i].target = cur;
-    nodes[cur].nlink++;
+    for (uint32_t link : chain) {
+      nodes[link].target = cur;
+      nodes[cur].nlink++;
+    }
   }
   return absl::OkStatus();
 }

@@ -220,6 +220,22 @@ TEST(ParseToc, HardLinkChainsResolveToTheFile) {
   EXPECT_EQ(idx->ChunksOf(idx->LookupPath("h2"))[0].entry, f);
 }
 
+TEST(ParseToc, LongHardLinkChainsResolveInLinearTime) {
+  // h0 -> h1 -> ... -> h{n-1} -> f, listed head first: each link is resolved once.
+  constexpr int kLinks = 50000;
+  std::string entries;
+  for (int i = 0; i < kLinks; ++i) {
+    StrAppend(&entries, R"({"name":"h)", i, R"(","type":"hardlink","linkName":")",
+              i + 1 < kLinks ? StrCat("h", i + 1) : std::string("f"), R"("},)");
+  }
+  StrAppend(&entries, R"({"name":"f","type":"fifo"})");
+  auto idx = Parse(entries);
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  EntryId f = idx->LookupPath("f");
+  EXPECT_EQ(idx->entry(idx->LookupPath("h0")).inode, f);
+  EXPECT_EQ(idx->entry(f).nlink, kLinks + 1u);
+}
+
 TEST(ParseToc, RejectsChunksThatDoNotTile) {
   const std::string reg = R"({"name":"f","type":"reg","size":10,"offset":10,"chunkSize":4})";
   ExpectError(reg, "cover 4 of 10");
@@ -248,6 +264,9 @@ TEST(ParseToc, EnforcesLimits) {
   limits.max_entries = 2;
   ExpectError(R"({"name":"a","type":"fifo"},{"name":"b","type":"fifo"},{"name":"c","type":"fifo"})",
               "more than 2 entries", LayerFormat::kEstargz, limits);
+  limits.max_entries = 5;  // 2 entries, but 6 nodes with the root and the implied directories
+  ExpectError(R"({"name":"a/b/c/d","type":"fifo"},{"name":"x/y","type":"fifo"})",
+              "implicit directories", LayerFormat::kEstargz, limits);
   limits = {};
   limits.max_file_size = 100;
   ExpectError(R"({"name":"f","type":"reg","size":101,"offset":1})", "size", LayerFormat::kEstargz,
