@@ -1,5 +1,8 @@
 #include "format/zstd_chunked.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <zstd.h>
 
 #include <atomic>
@@ -579,6 +582,35 @@ TEST(ZstdChunkedInterop, ReadsContainersStorageLayer) {
                 (*layer)->index.str(e.link));
     } else if (S_ISDIR(e.mode)) {
       EXPECT_TRUE(std::filesystem::is_directory(std::filesystem::symlink_status(local)));
+    }
+    if (id == kRootEntry) continue;  // may be synthesized
+    struct stat st;
+    ASSERT_EQ(lstat(local.c_str(), &st), 0);
+    EXPECT_EQ(e.mode & S_IFMT, st.st_mode & S_IFMT);
+    if (!S_ISLNK(e.mode)) EXPECT_EQ(e.mode & 07777, st.st_mode & 07777);
+    EXPECT_EQ(e.uid, st.st_uid);
+    EXPECT_EQ(e.gid, st.st_gid);
+    if (!S_ISDIR(e.mode)) EXPECT_EQ(e.mtime_sec, st.st_mtim.tv_sec);
+    if (S_ISCHR(e.mode) || S_ISBLK(e.mode)) {
+      EXPECT_EQ(e.dev_major, major(st.st_rdev));
+      EXPECT_EQ(e.dev_minor, minor(st.st_rdev));
+    }
+    if (S_ISREG(e.mode) || S_ISDIR(e.mode)) {
+      std::map<std::string, std::string> want, got;
+      std::string names(65536, '\0');
+      ssize_t n = llistxattr(local.c_str(), names.data(), names.size());
+      ASSERT_GE(n, 0);
+      for (size_t at = 0; at < static_cast<size_t>(n); at += strlen(names.data() + at) + 1) {
+        std::string name(names.data() + at);
+        std::string value(65536, '\0');
+        ssize_t vn = lgetxattr(local.c_str(), name.c_str(), value.data(), value.size());
+        ASSERT_GE(vn, 0) << name;
+        want[name] = value.substr(0, vn);
+      }
+      for (const Xattr& x : (*layer)->index.xattrs().subspan(e.xattrs_begin, e.xattrs_count)) {
+        got[std::string((*layer)->index.str(x.name))] = std::string((*layer)->index.str(x.value));
+      }
+      EXPECT_EQ(got, want);
     }
   }
   EXPECT_EQ(read_through_layer, local_regular);
