@@ -49,13 +49,14 @@ class Pipeline {
         if (!error_.ok()) return error_;
         out = std::move(slots_[i % window_]);
         ready_[i % window_] = false;
-        consumed_ = i + 1;
       }
       absl::Status s = consume(i, &out);
       if (!s.ok()) {
         Fail(s);
         return s;
       }
+      absl::MutexLock lock(&mu_);
+      consumed_ = i + 1;  // only now may job i + window start: at most `window` outputs live
     }
     return absl::OkStatus();
   }
