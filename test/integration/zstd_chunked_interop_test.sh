@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 ls_test_result zstd_chunked_interop
 [ "$(id -u)" = 0 ] || ls_die "needs root (device nodes in the special tree)"
-ls_build zstd_chunked_test >/dev/null
+ls_build zstd_chunked_interop_test >/dev/null
 ls_tmpdir zstd-interop
 mkdir -p "$LS_TMP/tree"
 ls_special_tree "$LS_TMP/tree"

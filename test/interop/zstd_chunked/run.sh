@@ -10,7 +10,7 @@
 # 2. makes a tar with the awkward cases (empty, multi-chunk, long zero runs, hard links,
 #    symlinks, odd names, deep paths), writes it as zstd:chunked with the Go writer;
 # 3. checks c/storage reads its own layer back (sanity of the harness) and plain zstd decodes it;
-# 4. runs lazysnap's BUILD_DIR/zstd_chunked_test --gtest_filter=ZstdChunkedInterop.* on it:
+# 4. runs lazysnap's BUILD_DIR/zstd_chunked_interop_test on it:
 #    lazysnap must find the TOC by annotation and by footer and rebuild every file equal to
 #    the original, each chunk verified;
 # 5. the other way: lazysnap converts the same tar (format/convert.h), plain zstd must give the
@@ -22,8 +22,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build_dir="${1:?usage: run.sh BUILD_DIR [MORE.tar...]}"
-test_bin="${ZSTD_CHUNKED_TEST_BIN:-$build_dir/zstd_chunked_test}"
-[ -x "$test_bin" ] || { echo "run.sh: $test_bin not built (ninja zstd_chunked_test)" >&2; exit 1; }
+test_bin="${ZSTD_CHUNKED_TEST_BIN:-$build_dir/zstd_chunked_interop_test}"
+[ -x "$test_bin" ] || { echo "run.sh: $test_bin not built (ninja zstd_chunked_interop_test)" >&2; exit 1; }
 cs_src=/usr/share/gocode/src/github.com/containers/storage
 [ -d "$cs_src/pkg/chunked" ] || {
   echo "run.sh: $cs_src missing: install golang-github-containers-storage-dev" >&2; exit 1; }
