@@ -131,6 +131,7 @@ absl::Status RegistryBlobSource::Fill(const HttpResponse& resp,
                                       absl::Span<const RangeRead> ranges,
                                       std::vector<bool>* covered) {
   bytes_ += resp.body.size();
+  http_version_ = resp.http_version;
   std::vector<BodyPart> parts;
   if (resp.status == 200) {
     if (resp.body.size() != size_) {

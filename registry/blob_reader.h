@@ -59,6 +59,8 @@ class RegistryBlobSource : public BlobSource {
   // Counters for tests, metrics and benchmarks.
   uint64_t requests() const { return requests_.load(); }
   uint64_t bytes_received() const { return bytes_.load(); }
+  // The HTTP version of the last answer (1 or 2; 0 before the first).
+  int last_http_version() const { return http_version_.load(); }
 
  private:
   enum class MultiRange { kUnknown, kYes, kNo };
@@ -82,6 +84,7 @@ class RegistryBlobSource : public BlobSource {
   MultiRange multi_range_ ABSL_GUARDED_BY(mu_) = MultiRange::kUnknown;
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> bytes_{0};
+  std::atomic<int> http_version_{0};
 };
 
 }  // namespace lazysnap::registry

@@ -192,7 +192,9 @@ struct CurlTransport::Impl {
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(timeout_ms, 10000));
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      options.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    // Wait for a connection that may multiplex (HTTP/2 over TLS) rather than opening more;
+    // plain-HTTP registries speak HTTP/1.1, where waiting only serializes requests.
+    if (r.url.rfind("https://", 0) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, options.user_agent.c_str());
@@ -258,7 +260,9 @@ absl::StatusOr<HttpResponse> CurlTransport::Do(const HttpRequest& request) {
   curl_multi_wakeup(impl_->multi);
   t.done.WaitForNotification();
   long status = 0;
+  long version = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(t.easy, CURLINFO_HTTP_VERSION, &version);
   curl_easy_cleanup(t.easy);
   curl_slist_free_all(t.headers);
   if (t.result == CURLE_ABORTED_BY_CALLBACK) {
@@ -266,6 +270,7 @@ absl::StatusOr<HttpResponse> CurlTransport::Do(const HttpRequest& request) {
   }
   if (t.result != CURLE_OK) return ToStatus(t);
   t.response.status = static_cast<int>(status);
+  t.response.http_version = version == CURL_HTTP_VERSION_2_0 ? 2 : version != 0 ? 1 : 0;
   return std::move(t.response);
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "base/digest.h"
 #include "base/stream.h"
@@ -91,6 +92,21 @@ TEST_F(HostsIntegrationTest, TlsWithTestCa) {
   std::string buf(64, '\0');
   ASSERT_TRUE(src->ReadAt(1000, absl::MakeSpan(buf)).ok());
   EXPECT_EQ(buf, blob.substr(1000, 64));
+  EXPECT_EQ(src->last_http_version(), 2) << "docker-registry speaks HTTP/2 over TLS";
+  // Parallel reads multiplexed over the pool.
+  std::vector<std::thread> readers;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 6; ++t) {
+    readers.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        std::string b(1000, '\0');
+        uint64_t off = static_cast<uint64_t>(t * 20000 + i * 1500);
+        if (!src->ReadAt(off, absl::MakeSpan(b)).ok() || b != blob.substr(off, 1000)) ++bad;
+      }
+    });
+  }
+  for (auto& th : readers) th.join();
+  EXPECT_EQ(bad.load(), 0);
   // skip_verify instead of the CA.
   WriteHostsToml(host, StrCat("server = \"https://", host, "\"\nskip_verify = true\n"));
   auto insecure = Client()->FetchBlob(ref, d->digest, blob.size());

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "base/strings.h"
 
 namespace lazysnap::registry {
@@ -20,6 +22,21 @@ bool IsRetryable(const absl::Status& status) {
   }
 }
 
+namespace {
+constexpr char kRetryAfterUrl[] = "lazysnap.dev/retry-after-ms";
+}  // namespace
+
+void SetRetryAfter(absl::Status* status, absl::Duration wait) {
+  status->SetPayload(kRetryAfterUrl, absl::Cord(absl::StrCat(absl::ToInt64Milliseconds(wait))));
+}
+
+absl::Duration GetRetryAfter(const absl::Status& status) {
+  auto p = status.GetPayload(kRetryAfterUrl);
+  int64_t ms = 0;
+  if (!p || !absl::SimpleAtoi(std::string(*p), &ms)) return absl::ZeroDuration();
+  return absl::Milliseconds(ms);
+}
+
 absl::Status RetryOverEndpoints(const RetryPolicy& policy, size_t n, size_t* preferred,
                                 absl::FunctionRef<absl::Status(size_t, absl::Duration)> attempt) {
   if (n == 0) return absl::FailedPreconditionError("no registry endpoint to ask");
@@ -30,6 +47,7 @@ absl::Status RetryOverEndpoints(const RetryPolicy& policy, size_t n, size_t* pre
   absl::Status last;
   for (int round = 0;; ++round) {
     bool any_retryable = false;
+    absl::Duration hint = absl::ZeroDuration();
     for (size_t k = 0; k < n; ++k) {
       size_t i = (start + k) % n;
       absl::Duration left = deadline - absl::Now();
@@ -43,12 +61,13 @@ absl::Status RetryOverEndpoints(const RetryPolicy& policy, size_t n, size_t* pre
         return last;
       }
       any_retryable = any_retryable || IsRetryable(last);
+      hint = std::max(hint, GetRetryAfter(last));
     }
     if (!any_retryable) return last;
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) continue;  // reported at the top of the next round
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    absl::Duration sleep = std::min(backoff * jitter(rng), left);
+    absl::Duration sleep = std::min(std::max(backoff * jitter(rng), hint), left);
     absl::SleepFor(sleep);
     backoff = std::min(backoff * 2, policy.max_backoff);
   }

@@ -23,6 +23,11 @@ struct RetryPolicy {
 // inconsistent bodies (DataLoss), Aborted.
 bool IsRetryable(const absl::Status& status);
 
+// Attaches a server's Retry-After hint to a retryable error; RetryOverEndpoints waits at
+// least that long (within the deadline) before the next round.
+void SetRetryAfter(absl::Status* status, absl::Duration wait);
+absl::Duration GetRetryAfter(const absl::Status& status);  // zero when none
+
 // Runs attempt(endpoint, timeout) for endpoints preferred, preferred+1, ..., n-1, 0, ... until
 // one succeeds, returning OK and setting *preferred to it. A non-retryable error from one
 // endpoint moves on to the next; once every endpoint has failed in a round, the error of the

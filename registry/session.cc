@@ -4,6 +4,7 @@
 
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "registry/retry.h"
 
 namespace lazysnap::registry {
 
@@ -39,6 +40,14 @@ absl::Status HttpStatusToStatus(const HttpResponse& response, std::string_view w
     }
   }
   std::string msg = StrCat(what, ": HTTP ", code, detail);
+  if (code == 429 || code == 503) {
+    absl::Status s = code == 429 ? absl::ResourceExhaustedError(msg) : absl::UnavailableError(msg);
+    int64_t seconds = 0;
+    if (absl::SimpleAtoi(response.Header("retry-after"), &seconds) && seconds > 0) {
+      SetRetryAfter(&s, absl::Seconds(seconds));
+    }
+    return s;
+  }
   switch (code) {
     case 401: return absl::UnauthenticatedError(msg);
     case 403: return absl::PermissionDeniedError(msg);

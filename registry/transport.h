@@ -40,6 +40,7 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 0;
+  int http_version = 0;  // 1 (HTTP/1.x) or 2 (HTTP/2); 0 when unknown
   // Header lines of the final response, names lower-cased, in arrival order.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
