@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "registry/credentials.h"
 
 namespace lazysnap::registry {
@@ -74,6 +76,116 @@ TEST(CredentialsTest, BadConfigNamesTheHostNotTheSecret) {
   EXPECT_FALSE(store.AddDockerConfig("not json").ok());
   EXPECT_TRUE(store.AddDockerConfig("{}").ok());
   EXPECT_TRUE(store.AddDockerConfigFile("/nonexistent/config.json").ok());
+}
+
+class ScriptedTransport : public HttpTransport {
+ public:
+  std::function<HttpResponse(const HttpRequest&)> answer;
+  std::vector<HttpRequest> seen;
+  absl::StatusOr<HttpResponse> Do(const HttpRequest& r) override {
+    seen.push_back(r);
+    return answer(r);
+  }
+};
+
+HttpResponse Unauthorized(std::string challenge) {
+  HttpResponse r;
+  r.status = 401;
+  r.headers = {{"www-authenticate", std::move(challenge)}};
+  return r;
+}
+
+std::string AuthHeader(const HttpRequest& r) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == "Authorization") return v;
+  }
+  return "";
+}
+
+TEST(AuthorizerTest, AnonymousTokenCachedPerScope) {
+  ScriptedTransport t;
+  t.answer = [](const HttpRequest&) {
+    HttpResponse r;
+    r.status = 200;
+    r.body = R"({"token":"tok-1","expires_in":300})";
+    return r;
+  };
+  Authorizer auth(&t, nullptr);
+  HttpRequest req;
+  ASSERT_TRUE(auth.Authorize("reg", {"repository:a:pull"}, {}, absl::Seconds(1), &req).ok());
+  EXPECT_EQ(AuthHeader(req), "") << "no header before the host challenges";
+  ASSERT_TRUE(auth.OnUnauthorized("reg", {"repository:a:pull"},
+                                  Unauthorized(R"(Bearer realm="https://auth/t",service="svc")"),
+                                  {}, absl::Seconds(1))
+                  .ok());
+  ASSERT_EQ(t.seen.size(), 1u);
+  EXPECT_EQ(t.seen[0].method, "GET");
+  EXPECT_EQ(t.seen[0].url, "https://auth/t?service=svc&scope=repository%3Aa%3Apull");
+  EXPECT_EQ(AuthHeader(t.seen[0]), "");
+  HttpRequest again;
+  ASSERT_TRUE(auth.Authorize("reg", {"repository:a:pull"}, {}, absl::Seconds(1), &again).ok());
+  EXPECT_EQ(AuthHeader(again), "Bearer tok-1");
+  EXPECT_EQ(t.seen.size(), 1u);
+  HttpRequest other;  // another scope: a token of its own, fetched up front
+  ASSERT_TRUE(auth.Authorize("reg", {"repository:b:pull"}, {}, absl::Seconds(1), &other).ok());
+  EXPECT_EQ(t.seen.size(), 2u);
+  EXPECT_EQ(auth.token_fetches(), 2);
+}
+
+TEST(AuthorizerTest, IdentityTokenUsesTheRefreshGrant) {
+  ScriptedTransport t;
+  t.answer = [](const HttpRequest&) {
+    HttpResponse r;
+    r.status = 200;
+    r.body = R"({"access_token":"acc","expires_in":60})";
+    return r;
+  };
+  CredentialStore creds;
+  creds.Add("reg", {"", "", "refresh-secret"});
+  Authorizer auth(&t, &creds);
+  ASSERT_TRUE(auth.OnUnauthorized("reg", {"repository:a:pull"},
+                                  Unauthorized(R"(Bearer realm="https://auth/t",service="svc")"),
+                                  {}, absl::Seconds(1))
+                  .ok());
+  ASSERT_EQ(t.seen.size(), 1u);
+  EXPECT_EQ(t.seen[0].method, "POST");
+  EXPECT_NE(t.seen[0].body.find("grant_type=refresh_token"), std::string::npos);
+  EXPECT_NE(t.seen[0].body.find("refresh_token=refresh-secret"), std::string::npos);
+  HttpRequest req;
+  ASSERT_TRUE(auth.Authorize("reg", {"repository:a:pull"}, {}, absl::Seconds(1), &req).ok());
+  EXPECT_EQ(AuthHeader(req), "Bearer acc");
+}
+
+TEST(AuthorizerTest, RefusalsAndBasic) {
+  ScriptedTransport t;
+  t.answer = [](const HttpRequest&) {
+    HttpResponse r;
+    r.status = 401;
+    return r;
+  };
+  CredentialStore creds;
+  creds.Add("reg", {"u", "hunter2", ""});
+  Authorizer auth(&t, &creds);
+  absl::Status s = auth.OnUnauthorized("reg", {"repository:a:pull"},
+                                       Unauthorized(R"(Bearer realm="https://auth/t")"), {},
+                                       absl::Seconds(1));
+  EXPECT_TRUE(absl::IsUnauthenticated(s));
+  EXPECT_EQ(s.ToString().find("hunter2"), std::string::npos);
+  EXPECT_EQ(AuthHeader(t.seen[0]), "Basic dTpodW50ZXIy");
+  EXPECT_TRUE(absl::IsUnauthenticated(auth.OnUnauthorized(
+      "reg", {}, Unauthorized(R"(Bearer realm="file:///etc/passwd")"), {}, absl::Seconds(1))));
+  EXPECT_TRUE(absl::IsUnauthenticated(
+      auth.OnUnauthorized("reg", {}, Unauthorized("Negotiate"), {}, absl::Seconds(1))));
+  // Basic: credentials sent after the challenge; a second 401 means they were refused.
+  ASSERT_TRUE(auth.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1)).ok());
+  HttpRequest req;
+  ASSERT_TRUE(auth.Authorize("reg", {}, {}, absl::Seconds(1), &req).ok());
+  EXPECT_EQ(AuthHeader(req), "Basic dTpodW50ZXIy");
+  EXPECT_TRUE(absl::IsUnauthenticated(
+      auth.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))));
+  Authorizer anonymous(&t, nullptr);
+  EXPECT_TRUE(absl::IsUnauthenticated(
+      anonymous.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))));
 }
 
 }  // namespace
