@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -122,6 +123,19 @@ absl::Status VerifyChecksum(std::string_view data, const Sha256& want, std::stri
                                       want.ToString(), ", got ", got.ToString()));
   }
   return absl::OkStatus();
+}
+
+// DecompressZstdExact refuses declared sizes above this (1 TiB) outright.
+constexpr uint64_t kMaxExactOutput = uint64_t{1} << 40;
+
+// std::string::resize without letting an allocation failure escape as an exception.
+bool Resize(std::string* s, uint64_t n) {
+  try {
+    s->resize(n);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 struct DctxDeleter {
@@ -300,18 +314,27 @@ absl::StatusOr<std::string> ReadZstdChunkedTarSplit(BlobSource& blob,
 
 absl::StatusOr<std::string> DecompressZstdExact(std::string_view compressed,
                                                 uint64_t expected_size, std::string_view what) {
+  if (expected_size > kMaxExactOutput) {
+    return absl::InvalidArgumentError(
+        StrCat(what, ": declared size ", expected_size, " is beyond any sane limit"));
+  }
   std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
   if (dctx == nullptr) return absl::ResourceExhaustedError("ZSTD_createDCtx failed");
   // One byte of room past the declared size detects output that outgrows it.
   const uint64_t cap = expected_size + 1;
   std::string out;
-  out.resize(std::min<uint64_t>(cap, 1 << 20));
+  if (!Resize(&out, std::min<uint64_t>(cap, 1 << 20))) {
+    return absl::ResourceExhaustedError(StrCat(what, ": out of memory"));
+  }
   ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
   ZSTD_outBuffer ob{out.data(), out.size(), 0};
   size_t ret = 1;
   while (!(in.pos == in.size && ret == 0)) {
     if (ob.pos == ob.size && ob.size < cap) {  // grow with the real output
-      out.resize(std::min<uint64_t>(cap, out.size() * 2));
+      if (!Resize(&out, std::min<uint64_t>(cap, out.size() * 2))) {
+        return absl::ResourceExhaustedError(
+            StrCat(what, ": out of memory at ", out.size(), " bytes"));
+      }
       ob.dst = out.data();
       ob.size = out.size();
     }

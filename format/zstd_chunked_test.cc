@@ -341,6 +341,20 @@ TEST(ZstdChunkedToc, TruncatedOrCorruptFrameIsDataLoss) {
   EXPECT_TRUE(absl::IsDataLoss(Read(g.blob).status()));
 }
 
+TEST(ZstdChunkedDecompress, ExactSizeAndAbsurdDeclarations) {
+  std::string z = Zstd("0123456789");
+  auto ok = DecompressZstdExact(z, 10, "x");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, "0123456789");
+  EXPECT_TRUE(absl::IsDataLoss(DecompressZstdExact(z, 9, "x").status()));
+  EXPECT_TRUE(absl::IsDataLoss(DecompressZstdExact(z, 11, "x").status()));
+  EXPECT_TRUE(absl::IsDataLoss(DecompressZstdExact("", 0, "x").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(DecompressZstdExact(z, ~0ull, "x").status()));
+  // A big declared size allocates with the real output, not up front.
+  auto big = DecompressZstdExact(z, uint64_t{1} << 39, "x");
+  EXPECT_TRUE(absl::IsDataLoss(big.status())) << big.status();
+}
+
 TEST(ZstdChunkedToc, ManifestOfSeveralFramesIsConcatenated) {
   std::string json = kJson;
   std::string two = Zstd(json.substr(0, 10)) + Skippable("pad") + Zstd(json.substr(10));
