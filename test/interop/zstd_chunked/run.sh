@@ -74,7 +74,7 @@ check_tar() {
   echo "run.sh: --- $name ($(stat -c %s "$tar") bytes of tar)"
 
   # containers/storage writes; plain zstd, containers/storage and lazysnap read.
-  "$work/cs-writer" "$tar" "$w/cs.zst" "$w/cs-annotations.json"
+  timeout 900 "$work/cs-writer" "$tar" "$w/cs.zst" "$w/cs-annotations.json"
   echo "run.sh: c/storage wrote $(stat -c %s "$w/cs.zst") bytes"
   # c/storage 1.43 may drop the tar's trailing zero padding; everything before it must match.
   n=$(zstd -q -dc "$w/cs.zst" | wc -c)
@@ -126,7 +126,7 @@ ln "$root/etc/hosts" "$root/etc/hosts.hardlink"
 ln -s ../usr/lib/random.bin "$root/etc/link-to-random"
 ln -s /nonexistent/target "$root/dangling"
 tar -C "$root" --numeric-owner -b 1 -cf "$work/builtin.tar" .
-"$work/cs-writer" "$work/builtin.tar" "$work/probe.zst" "$work/probe.json"
+timeout 900 "$work/cs-writer" "$work/builtin.tar" "$work/probe.zst" "$work/probe.json"
 "$work/cs-reader" "$work/probe.zst" "$work/probe.json" "$work/probe-out" "$work/probe-manifest.json" >/dev/null
 for want in '"type":"chunk"' '"chunkType":"zeros"' '"type":"hardlink"' '"type":"symlink"'; do
   grep -q "$want" "$work/probe-manifest.json" ||

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +30,11 @@ func run(in, out, annotations string) error {
 	if err != nil {
 		return err
 	}
-	if err := copyTar(w, src); err != nil {
+	// 1024 extra zero bytes (an end-of-archive marker) so that a tar without one still ends:
+	// c/storage 1.43's Close waits for the compressor before closing its input pipe, which
+	// deadlocks when the compressor is still waiting for the end of the tar (this is why
+	// Debian 12's skopeo 1.9 hangs on --dest-compress-format zstd:chunked).
+	if err := copyTar(w, io.MultiReader(src, bytes.NewReader(make([]byte, 1024)))); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
