@@ -59,10 +59,9 @@ struct Spooled {
 };
 
 // Pass 1: decompress, parse and spool the whole input.
-absl::StatusOr<Spooled> SpoolInput(InputStream& in, SpoolFile* spool,
-                                   const std::function<void(uint64_t)>& progress) {
+absl::StatusOr<Spooled> SpoolInput(InputStream& in, SpoolFile* spool) {
   ASSIGN_OR_RETURN(std::unique_ptr<InputStream> plain, NewDecompressingStream(&in));
-  SpoolingInputStream tee(plain.get(), spool, progress);
+  SpoolingInputStream tee(plain.get(), spool, nullptr);
   TarReader reader(&tee);
   Spooled s;
   for (;;) {
@@ -94,7 +93,6 @@ absl::StatusOr<Spooled> SpoolInput(InputStream& in, SpoolFile* spool,
     if (n == 0) break;
   }
   RETURN_IF_ERROR(spool->Flush());
-  if (progress) progress(spool->size());
   return s;
 }
 
@@ -190,13 +188,21 @@ absl::Status AppendPiece(const Piece& p, const std::vector<InputMember>& members
 // The in-order half of pass 2: writes units, hashes, fills in chunk offsets and digests.
 class Sink {
  public:
-  Sink(OutputStream* out, Layout* layout, bool crc) : out_(out), layout_(layout), crc_(crc) {}
+  Sink(OutputStream* out, Layout* layout, bool crc, std::function<void(uint64_t)> progress)
+      : out_(out), layout_(layout), crc_(crc), progress_(std::move(progress)) {}
 
   absl::Status Unit(std::string_view compressed, std::string_view raw) {
     RETURN_IF_ERROR(out_.Write(compressed));
     diff_.Update(raw);
     uncompressed_ += raw.size();
+    if (progress_ && uncompressed_ - reported_ >= (8u << 20)) {
+      reported_ = uncompressed_;
+      progress_(uncompressed_);
+    }
     return absl::OkStatus();
+  }
+  void ReportDone() {
+    if (progress_) progress_(uncompressed_);
   }
 
   absl::Status Consume(const Job& job, JobOutput* o) {
@@ -240,8 +246,9 @@ class Sink {
   DigestingOutputStream out_;
   Layout* layout_;
   bool crc_;
+  std::function<void(uint64_t)> progress_;
   Sha256Hasher diff_, file_hasher_;
-  uint64_t running_crc_ = 0, uncompressed_ = 0;
+  uint64_t running_crc_ = 0, uncompressed_ = 0, reported_ = 0;
   std::vector<Sha256> file_digest_;
   std::vector<uint64_t> file_crc_;
 };
@@ -377,7 +384,7 @@ absl::StatusOr<ConvertResult> ConvertLayer(InputStream& in, OutputStream& out,
   }
 
   ASSIGN_OR_RETURN(std::unique_ptr<SpoolFile> spool, SpoolFile::Create(options.temp_dir));
-  ASSIGN_OR_RETURN(Spooled spooled, SpoolInput(in, spool.get(), options.progress));
+  ASSIGN_OR_RETURN(Spooled spooled, SpoolInput(in, spool.get()));
   ConvertResult result;
   std::vector<uint32_t> order = PlanMemberOrder(&spooled.members, options.format,
                                                 options.prioritized_files,
@@ -386,7 +393,7 @@ absl::StatusOr<ConvertResult> ConvertLayer(InputStream& in, OutputStream& out,
   Layout layout = PlanLayout(members, order, spooled, spool->size(), options.format,
                              options.chunk_size);
 
-  Sink sink(&out, &layout, !estargz);
+  Sink sink(&out, &layout, !estargz, options.progress);
   sink.Resize(members.size());
   auto work = [&](size_t i, int thread, JobOutput* o) -> absl::Status {
     const Job& job = layout.jobs[i];
@@ -414,6 +421,7 @@ absl::StatusOr<ConvertResult> ConvertLayer(InputStream& in, OutputStream& out,
     RETURN_IF_ERROR(WriteZstdChunkedTail(members, order, layout, spooled, *spool, sink, tail,
                                          &result));
   }
+  sink.ReportDone();
   result.blob_size = sink.bytes();
   result.blob_digest = sink.FinishBlob();
   result.uncompressed_size = sink.uncompressed();

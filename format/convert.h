@@ -31,7 +31,9 @@ struct ConvertOptions {
   // Directory for the spool file holding the uncompressed input (unlinked, removed when the
   // conversion ends); "" = $TMPDIR or /tmp. It needs room for the uncompressed layer.
   std::string temp_dir;
-  // Called now and then with uncompressed input bytes consumed so far. May be empty.
+  // Called now and then (from the calling thread) with the uncompressed bytes converted so
+  // far, i.e. written to the output; the input is read and spooled first (count the source
+  // bytes read for that phase). Ends at ConvertResult::uncompressed_size. May be empty.
   std::function<void(uint64_t)> progress;
 };
 

@@ -456,6 +456,20 @@ TEST(ConvertTest, EveryFileReadsBackThroughOpenLayer) {
   ExpectReadableThroughOpenLayer(LayerFormat::kZstdChunked, {"etc/plus1"});
 }
 
+TEST(ConvertTest, ProgressRisesToTheUncompressedSize) {
+  std::vector<Member> in;
+  for (int i = 0; i < 6; ++i) in.push_back({Entry("f" + std::to_string(i)), Pattern(5 << 20, i)});
+  ConvertOptions o;
+  std::vector<uint64_t> seen;
+  o.progress = [&](uint64_t n) { seen.push_back(n); };
+  std::string blob;
+  auto r = Convert(MakeTar(in), o, &blob);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(seen.back(), r->uncompressed_size);
+}
+
 TEST(ConvertTest, EmptyLayer) {
   for (LayerFormat f : {LayerFormat::kEstargz, LayerFormat::kZstdChunked}) {
     ConvertOptions o;
