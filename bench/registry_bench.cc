@@ -94,9 +94,10 @@ int main(int argc, char** argv) {
   }
   std::vector<uint64_t> offsets(reads);
   for (auto& o : offsets) o = rng() % (blob_size - read_size);
-  std::printf("blob %zu MiB on docker-registry (loopback, HTTP/1.1), %zu reads of %zu KiB at "
-              "random offsets, %d threads\n",
-              blob_size >> 20, reads, read_size >> 10, threads);
+  std::printf(
+      "blob %zu MiB on docker-registry (loopback, HTTP/1.1), %zu reads of %zu KiB at "
+      "random offsets, %d threads\n",
+      blob_size >> 20, reads, read_size >> 10, threads);
 
   // 1. lazysnap: ReadAt over the shared pool.
   auto src = std::move(client.OpenBlob(ref, d->digest, blob_size)).value();
@@ -124,11 +125,11 @@ int main(int argc, char** argv) {
       if (std::memcmp(bufs[k].data(), blob.data() + offsets[first + k], read_size) != 0) ++bad;
     }
   });
-  Report("lazysnap pool, ReadRanges x16", took, reads, reads * read_size, src->requests() - before, bad,
-         total_bad);
+  Report("lazysnap pool, ReadRanges x16", took, reads, reads * read_size, src->requests() - before,
+         bad, total_bad);
 
-  const std::string url = StrCat("http://", (*reg)->host(), "/v2/", ref.repository, "/blobs/",
-                                 d->digest.ToString());
+  const std::string url =
+      StrCat("http://", (*reg)->host(), "/v2/", ref.repository, "/blobs/", d->digest.ToString());
   // 3. curl: one process per read, `threads` at a time.
   took = Parallel(reads, threads, [&](size_t i) {
     std::string range = StrCat(offsets[i], "-", offsets[i] + read_size - 1);
@@ -145,11 +146,12 @@ int main(int argc, char** argv) {
   std::string cfg_path = dir->path() + "/curl.cfg";
   (void)WriteFileAtomically(cfg_path, config);
   absl::Time start = absl::Now();
-  if (!testing::RunCommand({"curl", "-sf", "--parallel", "--parallel-max",
-                            std::to_string(threads), "-K", cfg_path})
+  if (!testing::RunCommand(
+           {"curl", "-sf", "--parallel", "--parallel-max", std::to_string(threads), "-K", cfg_path})
            .ok()) {
     ++bad;
   }
-  Report("curl --parallel, one process", absl::Now() - start, reads, reads * read_size, reads, bad, total_bad);
+  Report("curl --parallel, one process", absl::Now() - start, reads, reads * read_size, reads, bad,
+         total_bad);
   return total_bad == 0 ? 0 : 1;
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
@@ -174,9 +173,9 @@ absl::Status Authorizer::Authorize(std::string_view host, const std::vector<std:
       std::optional<Credentials> c =
           credentials_ != nullptr ? credentials_->Lookup(host) : std::nullopt;
       if (c) {
-        request->AddHeader("Authorization",
-                           StrCat("Basic ", absl::Base64Escape(StrCat(c->username, ":",
-                                                                      c->password))));
+        request->AddHeader(
+            "Authorization",
+            StrCat("Basic ", absl::Base64Escape(StrCat(c->username, ":", c->password))));
       }
       return absl::OkStatus();
     }
@@ -246,12 +245,9 @@ absl::Status Authorizer::OnUnauthorized(std::string_view host,
   return absl::UnauthenticatedError(StrCat(host, ": 401 without a bearer or basic challenge"));
 }
 
-absl::StatusOr<Authorizer::Token> Authorizer::FetchToken(std::string_view host,
-                                                         const std::string& realm,
-                                                         const std::string& service,
-                                                         const std::vector<std::string>& scopes,
-                                                         const TlsOptions& tls,
-                                                         absl::Duration timeout) {
+absl::StatusOr<Authorizer::Token> Authorizer::FetchToken(
+    std::string_view host, const std::string& realm, const std::string& service,
+    const std::vector<std::string>& scopes, const TlsOptions& tls, absl::Duration timeout) {
   {
     absl::MutexLock l(&mu_);
     ++token_fetches_;
@@ -275,11 +271,14 @@ absl::StatusOr<Authorizer::Token> Authorizer::FetchToken(std::string_view host,
                       UrlEncode(creds->identity_token), "&scope=", UrlEncode(scope_list),
                       query.empty() ? "" : "&", query);
   } else {
-    for (const auto& s : scopes) StrAppend(&query, query.empty() ? "" : "&", "scope=", UrlEncode(s));
-    if (!query.empty()) StrAppend(&req.url, realm.find('?') == std::string::npos ? "?" : "&", query);
+    for (const auto& s : scopes)
+      StrAppend(&query, query.empty() ? "" : "&", "scope=", UrlEncode(s));
+    if (!query.empty())
+      StrAppend(&req.url, realm.find('?') == std::string::npos ? "?" : "&", query);
     if (creds && (!creds->username.empty() || !creds->password.empty())) {
-      req.AddHeader("Authorization", StrCat("Basic ", absl::Base64Escape(StrCat(
-                                                          creds->username, ":", creds->password))));
+      req.AddHeader(
+          "Authorization",
+          StrCat("Basic ", absl::Base64Escape(StrCat(creds->username, ":", creds->password))));
     }
   }
   ASSIGN_OR_RETURN(HttpResponse resp, transport_->Do(req));

@@ -39,7 +39,8 @@ TEST(ChallengeTest, SeveralChallengesTokensAndEscapes) {
 }
 
 TEST(ChallengeTest, RejectsMalformed) {
-  for (const char* bad : {"", " , ", "Bearer realm=\"open", "=x", "Bearer a=b c", "Bearer a=\"b\"c"}) {
+  for (const char* bad :
+       {"", " , ", "Bearer realm=\"open", "=x", "Bearer a=b c", "Bearer a=\"b\"c"}) {
     EXPECT_FALSE(ParseChallenges(bad).ok()) << bad;
   }
 }
@@ -166,9 +167,9 @@ TEST(AuthorizerTest, RefusalsAndBasic) {
   CredentialStore creds;
   creds.Add("reg", {"u", "hunter2", ""});
   Authorizer auth(&t, &creds);
-  absl::Status s = auth.OnUnauthorized("reg", {"repository:a:pull"},
-                                       Unauthorized(R"(Bearer realm="https://auth/t")"), {},
-                                       absl::Seconds(1));
+  absl::Status s =
+      auth.OnUnauthorized("reg", {"repository:a:pull"},
+                          Unauthorized(R"(Bearer realm="https://auth/t")"), {}, absl::Seconds(1));
   EXPECT_TRUE(absl::IsUnauthenticated(s));
   EXPECT_EQ(s.ToString().find("hunter2"), std::string::npos);
   EXPECT_EQ(AuthHeader(t.seen[0]), "Basic dTpodW50ZXIy");
@@ -177,15 +178,17 @@ TEST(AuthorizerTest, RefusalsAndBasic) {
   EXPECT_TRUE(absl::IsUnauthenticated(
       auth.OnUnauthorized("reg", {}, Unauthorized("Negotiate"), {}, absl::Seconds(1))));
   // Basic: credentials sent after the challenge; a second 401 means they were refused.
-  ASSERT_TRUE(auth.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1)).ok());
+  ASSERT_TRUE(
+      auth.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))
+          .ok());
   HttpRequest req;
   ASSERT_TRUE(auth.Authorize("reg", {}, {}, absl::Seconds(1), &req).ok());
   EXPECT_EQ(AuthHeader(req), "Basic dTpodW50ZXIy");
   EXPECT_TRUE(absl::IsUnauthenticated(
       auth.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))));
   Authorizer anonymous(&t, nullptr);
-  EXPECT_TRUE(absl::IsUnauthenticated(
-      anonymous.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))));
+  EXPECT_TRUE(absl::IsUnauthenticated(anonymous.OnUnauthorized(
+      "reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))));
 }
 
 }  // namespace

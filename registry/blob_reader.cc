@@ -1,6 +1,8 @@
 #include "registry/blob_reader.h"
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "base/log.h"
 #include "base/status_macros.h"
@@ -15,6 +17,7 @@ namespace {
 
 constexpr size_t kMaxRangesPerRequest = 32;
 constexpr int kMaxRedirects = 5;
+constexpr size_t kParallelSingleRanges = 8;
 
 bool IsRedirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -47,8 +50,8 @@ absl::Status RegistryBlobSource::ReadRanges(absl::Span<const RangeRead> ranges) 
   for (const RangeRead& r : ranges) {
     if (r.offset > size_ || r.buf.size() > size_ - r.offset) {
       return absl::OutOfRangeError(StrCat("read of ", r.buf.size(), " bytes at ", r.offset,
-                                          " runs past the end of blob ", digest_.ToString(),
-                                          " (", size_, " bytes)"));
+                                          " runs past the end of blob ", digest_.ToString(), " (",
+                                          size_, " bytes)"));
     }
     if (!r.buf.empty()) todo.push_back(r);
   }
@@ -64,8 +67,8 @@ absl::Status RegistryBlobSource::ReadRanges(absl::Span<const RangeRead> ranges) 
         client_->options().retry, endpoints_.size(), &preferred,
         [&](size_t i, absl::Duration timeout) { return Attempt(i, batch, timeout); });
     if (!s.ok()) {
-      return absl::Status(s.code(), StrCat("blob ", digest_.ToString(), " of ", ref_.Name(),
-                                           ": ", s.message()));
+      return absl::Status(
+          s.code(), StrCat("blob ", digest_.ToString(), " of ", ref_.Name(), ": ", s.message()));
     }
     absl::MutexLock l(&mu_);
     preferred_ = preferred;
@@ -92,10 +95,10 @@ absl::Status RegistryBlobSource::Fetch(size_t i, const std::string& range_header
     if (!resp.ok() || resp->status / 100 != 2) {
       absl::MutexLock l(&mu_);
       redirects_[i].clear();
-      return absl::UnavailableError(StrCat(
-          "cached blob storage location failed (",
-          resp.ok() ? StrCat("HTTP ", resp->status) : std::string(resp.status().message()),
-          "); asking the registry again"));
+      return absl::UnavailableError(
+          StrCat("cached blob storage location failed (",
+                 resp.ok() ? StrCat("HTTP ", resp->status) : std::string(resp.status().message()),
+                 "); asking the registry again"));
     }
     *out = std::move(*resp);
     return absl::OkStatus();
@@ -127,16 +130,15 @@ absl::Status RegistryBlobSource::Fetch(size_t i, const std::string& range_header
   return absl::OkStatus();
 }
 
-absl::Status RegistryBlobSource::Fill(const HttpResponse& resp,
-                                      absl::Span<const RangeRead> ranges,
+absl::Status RegistryBlobSource::Fill(const HttpResponse& resp, absl::Span<const RangeRead> ranges,
                                       std::vector<bool>* covered) {
   bytes_ += resp.body.size();
   http_version_ = resp.http_version;
   std::vector<BodyPart> parts;
   if (resp.status == 200) {
     if (resp.body.size() != size_) {
-      return absl::DataLossError(StrCat("200 answer of ", resp.body.size(), " bytes for a ",
-                                        size_, "-byte blob"));
+      return absl::DataLossError(
+          StrCat("200 answer of ", resp.body.size(), " bytes for a ", size_, "-byte blob"));
     }
     parts.push_back({ContentRange{0, size_ - 1, size_}, resp.body});
   } else if (resp.status == 206) {
@@ -146,8 +148,8 @@ absl::Status RegistryBlobSource::Fill(const HttpResponse& resp,
       auto cr = ParseContentRange(resp.Header("content-range"));
       if (!cr.ok()) return absl::DataLossError(StrCat("206 answer: ", cr.status().message()));
       if (resp.body.size() != cr->length()) {
-        return absl::DataLossError(StrCat("short body: ", resp.body.size(), " of ",
-                                          cr->length(), " bytes"));
+        return absl::DataLossError(
+            StrCat("short body: ", resp.body.size(), " of ", cr->length(), " bytes"));
       }
       parts.push_back({*cr, resp.body});
     }
@@ -156,8 +158,8 @@ absl::Status RegistryBlobSource::Fill(const HttpResponse& resp,
   }
   for (const BodyPart& p : parts) {
     if (p.range.total && *p.range.total != size_) {
-      return absl::DataLossError(StrCat("Content-Range says the blob has ", *p.range.total,
-                                        " bytes, not ", size_));
+      return absl::DataLossError(
+          StrCat("Content-Range says the blob has ", *p.range.total, " bytes, not ", size_));
     }
   }
   covered->assign(ranges.size(), false);
@@ -181,12 +183,7 @@ absl::Status RegistryBlobSource::Attempt(size_t i, absl::Span<const RangeRead> r
     absl::MutexLock l(&mu_);
     multi = multi_range_ != MultiRange::kNo && redirects_[i].empty();
   }
-  if (ranges.size() > 1 && !multi) {
-    for (const RangeRead& r : ranges) {
-      RETURN_IF_ERROR(Attempt(i, absl::MakeConstSpan(&r, 1), timeout));
-    }
-    return absl::OkStatus();
-  }
+  if (ranges.size() > 1 && !multi) return AttemptEach(i, ranges, timeout);
   std::string header = "bytes=";
   for (size_t j = 0; j < ranges.size(); ++j) {
     StrAppend(&header, j ? "," : "", ranges[j].offset, "-",
@@ -206,9 +203,29 @@ absl::Status RegistryBlobSource::Attempt(size_t i, absl::Span<const RangeRead> r
     absl::MutexLock l(&mu_);
     multi_range_ = all && resp.status == 206 ? MultiRange::kYes : MultiRange::kNo;
   }
+  std::vector<RangeRead> rest;
   for (size_t j = 0; j < ranges.size(); ++j) {
-    if (!covered[j]) RETURN_IF_ERROR(Attempt(i, ranges.subspan(j, 1), timeout));
+    if (!covered[j]) rest.push_back(ranges[j]);
   }
+  return rest.empty() ? absl::OkStatus() : AttemptEach(i, rest, timeout);
+}
+
+absl::Status RegistryBlobSource::AttemptEach(size_t i, absl::Span<const RangeRead> ranges,
+                                             absl::Duration timeout) {
+  // One request per range, kParallelSingleRanges at a time (the pool multiplexes them).
+  std::vector<absl::Status> results(ranges.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t j; (j = next++) < ranges.size();) {
+      results[j] = Attempt(i, ranges.subspan(j, 1), timeout);
+    }
+  };
+  std::vector<std::thread> helpers;
+  size_t n = std::min(ranges.size(), kParallelSingleRanges);
+  for (size_t h = 1; h < n; ++h) helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers) t.join();
+  for (const absl::Status& s : results) RETURN_IF_ERROR(s);
   return absl::OkStatus();
 }
 
@@ -243,8 +260,8 @@ absl::StatusOr<std::string> RegistryBlobSource::ReadVerified() {
       client_->options().retry, endpoints_.size(), &preferred,
       [&](size_t i, absl::Duration timeout) { return AttemptWhole(i, &out, timeout); });
   if (!s.ok()) {
-    return absl::Status(s.code(), StrCat("blob ", digest_.ToString(), " of ", ref_.Name(), ": ",
-                                         s.message()));
+    return absl::Status(
+        s.code(), StrCat("blob ", digest_.ToString(), " of ", ref_.Name(), ": ", s.message()));
   }
   return out;
 }

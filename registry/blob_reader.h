@@ -6,8 +6,8 @@
 // origin, and the endpoint that last answered is asked first. Redirects to blob storage are
 // followed and the target cached for this blob until a request to it fails. Several ranges
 // go out in one multi-range request while the server answers those with
-// multipart/byteranges, one request per range once it does not; a 200 answer is accepted
-// (the wanted bytes are cut from the whole blob).
+// multipart/byteranges, one request per range (8 at a time) once it does not; a 200 answer is
+// accepted (the wanted bytes are cut from the whole blob).
 //
 // Ranged reads cannot be checked against the blob digest: the caller verifies what it reads
 // (the layer readers check every chunk digest). ReadVerified() checks a whole blob.
@@ -66,6 +66,8 @@ class RegistryBlobSource : public BlobSource {
   enum class MultiRange { kUnknown, kYes, kNo };
   // One attempt at `ranges` against endpoint `i` (or its cached redirect target).
   absl::Status Attempt(size_t i, absl::Span<const RangeRead> ranges, absl::Duration timeout);
+  // Attempt() for each range alone, several at a time.
+  absl::Status AttemptEach(size_t i, absl::Span<const RangeRead> ranges, absl::Duration timeout);
   absl::Status AttemptWhole(size_t i, std::string* out, absl::Duration timeout);
   absl::Status Fetch(size_t i, const std::string& range_header, absl::Duration timeout,
                      HttpResponse* out);

@@ -68,7 +68,8 @@ HttpResponse Partial(const std::string& blob, uint64_t a, uint64_t b) {
   return r;
 }
 
-HttpResponse Multipart(const std::string& blob, const std::vector<std::pair<uint64_t, uint64_t>>& rs) {
+HttpResponse Multipart(const std::string& blob,
+                       const std::vector<std::pair<uint64_t, uint64_t>>& rs) {
   HttpResponse r;
   r.status = 206;
   r.headers = {{"content-type", "multipart/byteranges; boundary=XYZ"}};
@@ -150,7 +151,8 @@ TEST_F(BlobReaderTest, ServerIgnoringRangesAndMultiRanges) {
   EXPECT_EQ(Read(*src, 9990, 10), blob_.substr(9990, 10));
   honour_ranges = true;
   std::string a(10, '\0'), b(20, '\0'), c(30, '\0');
-  std::vector<RangeRead> rr = {{0, absl::MakeSpan(a)}, {500, absl::MakeSpan(b)}, {9000, absl::MakeSpan(c)}};
+  std::vector<RangeRead> rr = {
+      {0, absl::MakeSpan(a)}, {500, absl::MakeSpan(b)}, {9000, absl::MakeSpan(c)}};
   ASSERT_TRUE(src->ReadRanges(rr).ok());
   EXPECT_EQ(a, blob_.substr(0, 10));
   EXPECT_EQ(b, blob_.substr(500, 20));
@@ -181,15 +183,38 @@ TEST_F(BlobReaderTest, InconsistentAnswersAreErrorsNotData) {
   });
   auto src = Open(&t);
   std::vector<std::pair<std::string, std::function<HttpResponse(uint64_t, uint64_t)>>> cases = {
-      {"short body", [&](uint64_t a, uint64_t b) { auto r = Partial(blob_, a, b); r.body.pop_back(); return r; }},
+      {"short body",
+       [&](uint64_t a, uint64_t b) {
+         auto r = Partial(blob_, a, b);
+         r.body.pop_back();
+         return r;
+       }},
       {"other range", [&](uint64_t a, uint64_t b) { return Partial(blob_, a + 1, b + 1); }},
-      {"other total", [&](uint64_t a, uint64_t b) {
+      {"other total",
+       [&](uint64_t a, uint64_t b) {
          auto r = Partial(blob_, a, b);
          r.headers = {{"content-range", StrCat("bytes ", a, "-", b, "/", blob_.size() + 1)}};
-         return r; }},
-      {"no content-range", [&](uint64_t a, uint64_t b) { auto r = Partial(blob_, a, b); r.headers.clear(); return r; }},
-      {"short 200", [&](uint64_t, uint64_t) { HttpResponse r; r.status = 200; r.body = blob_.substr(1); return r; }},
-      {"204", [&](uint64_t, uint64_t) { HttpResponse r; r.status = 204; return r; }},
+         return r;
+       }},
+      {"no content-range",
+       [&](uint64_t a, uint64_t b) {
+         auto r = Partial(blob_, a, b);
+         r.headers.clear();
+         return r;
+       }},
+      {"short 200",
+       [&](uint64_t, uint64_t) {
+         HttpResponse r;
+         r.status = 200;
+         r.body = blob_.substr(1);
+         return r;
+       }},
+      {"204",
+       [&](uint64_t, uint64_t) {
+         HttpResponse r;
+         r.status = 204;
+         return r;
+       }},
   };
   for (auto& [name, fn] : cases) {
     answer = fn;

@@ -1,7 +1,6 @@
 #include "registry/client.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
@@ -43,8 +42,8 @@ std::string MediaTypeOf(std::string_view bytes, std::string_view content_type) {
 
 }  // namespace
 
-std::string ApiUrl(const RegistryEndpoint& ep, std::string_view domain,
-                   std::string_view repository, std::string_view suffix) {
+std::string ApiUrl(const RegistryEndpoint& ep, std::string_view domain, std::string_view repository,
+                   std::string_view suffix) {
   std::string url = StrCat(ep.ApiUrl(), "/", repository, "/", suffix);
   if (!ep.is_origin) url = AppendQuery(url, StrCat("ns=", domain));
   return url;
@@ -103,20 +102,18 @@ absl::StatusOr<FetchedManifest> RegistryClient::FetchManifestFrom(const Registry
 }
 
 absl::StatusOr<FetchedManifest> RegistryClient::FetchManifest(const Reference& ref) {
-  ASSIGN_OR_RETURN(auto eps,
-                   Endpoints(ref.domain, ref.digest.empty() ? kCapResolve : kCapPull));
+  ASSIGN_OR_RETURN(auto eps, Endpoints(ref.domain, ref.digest.empty() ? kCapResolve : kCapPull));
   FetchedManifest out;
-  RETURN_IF_ERROR(RetryOverEndpoints(options_.retry, eps.size(), nullptr,
-                                     [&](size_t i, absl::Duration timeout) -> absl::Status {
-                                       ASSIGN_OR_RETURN(out, FetchManifestFrom(eps[i], ref, timeout));
-                                       return absl::OkStatus();
-                                     }));
+  RETURN_IF_ERROR(RetryOverEndpoints(
+      options_.retry, eps.size(), nullptr, [&](size_t i, absl::Duration timeout) -> absl::Status {
+        ASSIGN_OR_RETURN(out, FetchManifestFrom(eps[i], ref, timeout));
+        return absl::OkStatus();
+      }));
   return out;
 }
 
 absl::StatusOr<Descriptor> RegistryClient::Resolve(const Reference& ref) {
-  ASSIGN_OR_RETURN(auto eps,
-                   Endpoints(ref.domain, ref.digest.empty() ? kCapResolve : kCapPull));
+  ASSIGN_OR_RETURN(auto eps, Endpoints(ref.domain, ref.digest.empty() ? kCapResolve : kCapPull));
   Descriptor out;
   RETURN_IF_ERROR(RetryOverEndpoints(
       options_.retry, eps.size(), nullptr, [&](size_t i, absl::Duration timeout) -> absl::Status {

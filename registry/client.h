@@ -79,8 +79,7 @@ class RegistryClient {
   absl::StatusOr<Descriptor> PushBlob(const Reference& ref, std::string_view data);
   // Asks the registry to mount blob `digest` from repository `from` (same registry) into
   // `ref`'s repository. true: mounted; false: the registry declined (push it instead).
-  absl::StatusOr<bool> MountBlob(const Reference& ref, std::string_view from,
-                                 const Sha256& digest);
+  absl::StatusOr<bool> MountBlob(const Reference& ref, std::string_view from, const Sha256& digest);
   // Puts a manifest or index under `ref`'s tag (or digest). If it has a `subject` and the
   // registry does not say it indexed it (no OCI-Subject header), the referrers fallback tag
   // index ("sha256-<hex>" of the subject) is updated too. Returns its descriptor.
@@ -108,13 +107,12 @@ class RegistryClient {
   Authorizer authorizer_;
   Session session_;
   absl::Mutex mu_;
-  std::map<std::string, std::vector<RegistryEndpoint>, std::less<>> endpoints_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<RegistryEndpoint>, std::less<>> endpoints_ ABSL_GUARDED_BY(mu_);
 };
 
 // URL of `suffix` ("blobs/sha256:...") in `repository` on `ep`; adds ?ns=DOMAIN for mirrors.
-std::string ApiUrl(const RegistryEndpoint& ep, std::string_view domain,
-                   std::string_view repository, std::string_view suffix);
+std::string ApiUrl(const RegistryEndpoint& ep, std::string_view domain, std::string_view repository,
+                   std::string_view suffix);
 
 }  // namespace lazysnap::registry
 

@@ -114,7 +114,8 @@ TEST_F(ClientIntegrationTest, ParallelReadsShareThePool) {
 }
 
 TEST_F(ClientIntegrationTest, ManifestsIndexesAndPlatforms) {
-  std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+  std::string config =
+      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
   std::string layer = Pattern(1000, 1);
   auto cd = client_->PushBlob(ref_, config);
   auto ld = client_->PushBlob(ref_, layer);
@@ -152,7 +153,8 @@ TEST_F(ClientIntegrationTest, ManifestsIndexesAndPlatforms) {
   auto arm_image = client_->ResolveImage(ref_, *Platform::Parse("linux/arm64"));
   ASSERT_TRUE(arm_image.ok()) << arm_image.status();
   EXPECT_EQ(arm_image->bytes, arm64);
-  EXPECT_TRUE(absl::IsNotFound(client_->ResolveImage(ref_, *Platform::Parse("linux/s390x")).status()));
+  EXPECT_TRUE(
+      absl::IsNotFound(client_->ResolveImage(ref_, *Platform::Parse("linux/s390x")).status()));
 
   // By digest: checked against the reference.
   auto by_digest = client_->FetchManifest(ref_.WithObject(amd->digest.ToString()));
@@ -194,12 +196,14 @@ TEST_F(ClientIntegrationTest, ReferrersThroughTheTagSchema) {
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_TRUE(none->empty());
 
-  std::string trace = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-                      R"("artifactType":"application/vnd.lazysnap.trace.v1",)"
-                      R"("config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":")" +
-                      Sha256::Of(config).ToString() + R"(","size":2},"layers":[],)"
-                      R"("subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
-                      sd->digest.ToString() + R"(","size":)" + std::to_string(sd->size) + "}}";
+  std::string trace =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+      R"("artifactType":"application/vnd.lazysnap.trace.v1",)"
+      R"("config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":")" +
+      Sha256::Of(config).ToString() +
+      R"(","size":2},"layers":[],)"
+      R"("subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+      sd->digest.ToString() + R"(","size":)" + std::to_string(sd->size) + "}}";
   auto td = client_->PushManifest(ref_.WithObject(Sha256::Of(trace).ToString()),
                                   kOciManifestMediaType, trace);
   ASSERT_TRUE(td.ok()) << td.status();

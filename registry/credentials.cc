@@ -48,8 +48,8 @@ absl::Status CredentialStore::AddDockerConfig(std::string_view json) {
       }
       size_t colon = decoded.find(':');
       if (colon == std::string::npos) {
-        return absl::InvalidArgumentError(StrCat("docker config: auth for ", host,
-                                                 " is not user:password"));
+        return absl::InvalidArgumentError(
+            StrCat("docker config: auth for ", host, " is not user:password"));
       }
       c.username = decoded.substr(0, colon);
       c.password = decoded.substr(colon + 1);

@@ -87,9 +87,9 @@ absl::Status ToStatus(const Transfer& t) {
       return absl::DeadlineExceededError(what);
     case CURLE_WRITE_ERROR:
       if (t.too_big) {
-        return absl::FailedPreconditionError(
-            StrCat(t.request->method, " ", Redact(t.request->url), ": body larger than ",
-                   t.request->max_body, " bytes"));
+        return absl::FailedPreconditionError(StrCat(t.request->method, " ", Redact(t.request->url),
+                                                    ": body larger than ", t.request->max_body,
+                                                    " bytes"));
       }
       return absl::UnavailableError(what);
     case CURLE_PEER_FAILED_VERIFICATION:

@@ -17,9 +17,9 @@ namespace lazysnap::registry {
 class CurlTransport : public HttpTransport {
  public:
   struct Options {
-    long max_host_connections = 8;    // parallel connections per host (HTTP/1.1)
+    long max_host_connections = 8;  // parallel connections per host (HTTP/1.1)
     long max_total_connections = 64;
-    bool http2 = true;                // negotiate HTTP/2 over TLS
+    bool http2 = true;  // negotiate HTTP/2 over TLS
     std::string user_agent = "lazysnap/0.1";
   };
 

@@ -114,9 +114,9 @@ TEST_F(FaultIntegrationTest, CorruptBlobsAndManifestsAreDetected) {
   EXPECT_NE(bad.status().message().find("digest"), std::string::npos) << bad.status();
   proxy_->Always(Fault::kNone);
 
-  std::string manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
-                         digest_.ToString() + R"(","size":)" + std::to_string(blob_.size()) +
-                         R"(},"layers":[]})";
+  std::string manifest =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+      digest_.ToString() + R"(","size":)" + std::to_string(blob_.size()) + R"(},"layers":[]})";
   auto md = client_->PushManifest(ref_, "application/vnd.oci.image.manifest.v1+json", manifest);
   ASSERT_TRUE(md.ok()) << md.status();
   proxy_->Inject({Fault::kCorrupt}, "/manifests/");

@@ -122,8 +122,7 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(int upstream_port)
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(fd, 128) != 0 ||
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 128) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     int e = errno;
     ::close(fd);
@@ -257,8 +256,8 @@ void FaultProxy::Serve(int fd) {
         const char* line = fault == Fault::kStatus500   ? "500 Internal Server Error"
                            : fault == Fault::kStatus503 ? "503 Service Unavailable"
                                                         : "429 Too Many Requests";
-        if (!SendAll(fd, StrCat("HTTP/1.1 ", line,
-                                "\r\nContent-Length: 0\r\nRetry-After: 0\r\n\r\n"))) {
+        if (!SendAll(
+                fd, StrCat("HTTP/1.1 ", line, "\r\nContent-Length: 0\r\nRetry-After: 0\r\n\r\n"))) {
           return;
         }
         continue;

@@ -63,10 +63,14 @@ absl::Status ApplyFields(const toml::table& t, std::string_view dir, RegistryEnd
     for (const toml::node& c : *arr) {
       std::optional<std::string> s = c.value<std::string>();
       if (!s) return Bad("capabilities must be strings");
-      if (*s == "pull") ep->capabilities |= kCapPull;
-      else if (*s == "resolve") ep->capabilities |= kCapResolve;
-      else if (*s == "push") ep->capabilities |= kCapPush;
-      else return Bad(StrCat("unknown capability ", *s));
+      if (*s == "pull")
+        ep->capabilities |= kCapPull;
+      else if (*s == "resolve")
+        ep->capabilities |= kCapResolve;
+      else if (*s == "push")
+        ep->capabilities |= kCapPush;
+      else
+        return Bad(StrCat("unknown capability ", *s));
     }
   }
   if (const toml::node* ca = t.get("ca")) {

@@ -25,7 +25,7 @@ struct RegistryEndpoint {
   uint32_t capabilities = kCapPull | kCapResolve | kCapPush;
   TlsOptions tls;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers (`header`)
-  bool is_origin = false;  // the registry itself, not a mirror
+  bool is_origin = false;                                    // the registry itself, not a mirror
 
   std::string ApiUrl() const { return scheme + "://" + host + path; }  // ".../v2"
   std::string Root() const { return scheme + "://" + host; }

@@ -50,10 +50,10 @@ class HostsIntegrationTest : public ::testing::Test {
 
 TEST_F(HostsIntegrationTest, TlsWithTestCa) {
   // A CA and a server certificate for 127.0.0.1 signed by it.
-  ASSERT_TRUE(RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                          "-subj", "/CN=lazysnap-test-ca", "-keyout", Path("ca.key"), "-out",
-                          Path("ca.pem")})
-                  .ok());
+  ASSERT_TRUE(
+      RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                  "/CN=lazysnap-test-ca", "-keyout", Path("ca.key"), "-out", Path("ca.pem")})
+          .ok());
   ASSERT_TRUE(RunCommand({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj",
                           "/CN=127.0.0.1", "-keyout", Path("srv.key"), "-out", Path("srv.csr")})
                   .ok());
@@ -81,9 +81,9 @@ TEST_F(HostsIntegrationTest, TlsWithTestCa) {
   EXPECT_TRUE(absl::IsFailedPrecondition(unverified.status())) << unverified.status();
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   // With the CA (a path relative to the hosts.toml directory is resolved there).
-  ASSERT_TRUE(WriteFileAtomically(Path("certs.d/" + host + "/ca.pem"),
-                                  *ReadFileToString(Path("ca.pem")))
-                  .ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(Path("certs.d/" + host + "/ca.pem"), *ReadFileToString(Path("ca.pem")))
+          .ok());
   WriteHostsToml(host, StrCat("server = \"https://", host, "\"\nca = \"ca.pem\"\n"));
   auto client = Client();
   auto d = client->PushBlob(ref, blob);
@@ -123,8 +123,9 @@ TEST_F(HostsIntegrationTest, PullThroughMirrorThenFallbackToOrigin) {
   auto mirror = RegistryProcess::Start(mcfg, Path("mirror"));
   ASSERT_TRUE(mirror.ok()) << mirror.status();
   const std::string domain = origin->host();
-  WriteHostsToml(domain, StrCat("server = \"http://", domain, "\"\n\n[host.\"http://",
-                                (*mirror)->host(), "\"]\n  capabilities = [\"pull\", \"resolve\"]\n"));
+  WriteHostsToml(domain,
+                 StrCat("server = \"http://", domain, "\"\n\n[host.\"http://", (*mirror)->host(),
+                        "\"]\n  capabilities = [\"pull\", \"resolve\"]\n"));
   auto client = Client();
   auto eps = client->Endpoints(domain, kCapPull);
   ASSERT_TRUE(eps.ok());
@@ -148,7 +149,8 @@ TEST_F(HostsIntegrationTest, PullThroughMirrorThenFallbackToOrigin) {
   EXPECT_TRUE(buf == blob.substr(10000, 4096));
   // The read went through the mirror, which now holds the blob.
   absl::Time until = absl::Now() + absl::Seconds(5);
-  while (::stat(cached.c_str(), &st) != 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(50));
+  while (::stat(cached.c_str(), &st) != 0 && absl::Now() < until)
+    absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(::stat(cached.c_str(), &st), 0) << "mirror did not serve the read";
 
   // With the mirror gone, the same source and a new client fall back to the origin.

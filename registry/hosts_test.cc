@@ -34,7 +34,8 @@ server = "https://registry-1.docker.io"
 
 [host."https://proxy.example.com/base"]
   override_path = true
-)", "/etc/containerd/certs.d/docker.io");
+)",
+                            "/etc/containerd/certs.d/docker.io");
   ASSERT_TRUE(eps.ok()) << eps.status();
   ASSERT_EQ(eps->size(), 4u);
   const auto& e = *eps;
@@ -63,7 +64,8 @@ TEST(HostsTest, PlainHttpServerAndCaList) {
 server = "http://10.0.0.1:5000"
 ca = ["/abs/ca1.pem", "ca2.pem"]
 skip_verify = false
-)", "/d");
+)",
+                            "/d");
   ASSERT_TRUE(eps.ok()) << eps.status();
   ASSERT_EQ(eps->size(), 1u);
   EXPECT_EQ((*eps)[0].ApiUrl(), "http://10.0.0.1:5000/v2");
@@ -77,10 +79,10 @@ skip_verify = false
 }
 
 TEST(HostsTest, RejectsBadFiles) {
-  for (const char* bad : {"server = 5", "server = \"ftp://x\"", "[host.\"https://m\"]\ncapabilities = [\"fly\"]",
-                          "[host.\"https://m\"]\ncapabilities = \"pull\"", "skip_verify = \"yes\"",
-                          "this is not toml", "host = 3", "[host.\"https:///nohost\"]", "ca = 1",
-                          "client = [[1]]"}) {
+  for (const char* bad :
+       {"server = 5", "server = \"ftp://x\"", "[host.\"https://m\"]\ncapabilities = [\"fly\"]",
+        "[host.\"https://m\"]\ncapabilities = \"pull\"", "skip_verify = \"yes\"",
+        "this is not toml", "host = 3", "[host.\"https:///nohost\"]", "ca = 1", "client = [[1]]"}) {
     EXPECT_FALSE(ParseHostsToml("r.example", bad, "/d").ok()) << bad;
   }
 }

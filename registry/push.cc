@@ -89,8 +89,8 @@ absl::StatusOr<Descriptor> RegistryClient::PushBlob(const Reference& ref, std::s
         if (exists.status == 200) return absl::OkStatus();
         ASSIGN_OR_RETURN(std::string location,
                          StartUpload(session_, ep, ref, d.digest, "", timeout));
-        return FinishUpload(session_, ep, ref, location, data, d.digest,
-                            options_.upload_chunk_size, timeout);
+        return FinishUpload(session_, ep, ref, location, data, d.digest, options_.upload_chunk_size,
+                            timeout);
       }));
   return d;
 }
@@ -135,8 +135,8 @@ absl::StatusOr<Descriptor> RegistryClient::PushManifest(const Reference& ref,
         RETURN_IF_ERROR(HttpStatusToStatus(resp, StrCat("push manifest ", ref.String())));
         std::string got = resp.Header("docker-content-digest");
         if (!got.empty() && got != d.digest.ToString()) {
-          return absl::DataLossError(StrCat("push manifest ", ref.String(), ": registry says ",
-                                            got, ", sent ", d.digest.ToString()));
+          return absl::DataLossError(StrCat("push manifest ", ref.String(), ": registry says ", got,
+                                            ", sent ", d.digest.ToString()));
         }
         indexed_subject = !resp.Header("oci-subject").empty();
         return absl::OkStatus();
@@ -196,7 +196,8 @@ absl::StatusOr<std::vector<Descriptor>> RegistryClient::Referrers(const Referenc
         HttpRequest req;
         std::string suffix = StrCat("referrers/", subject.ToString());
         req.url = ApiUrl(eps[i], ref.domain, ref.repository, suffix);
-        if (!artifact_type.empty()) req.url = WithQuery(req.url, StrCat("artifactType=", artifact_type));
+        if (!artifact_type.empty())
+          req.url = WithQuery(req.url, StrCat("artifactType=", artifact_type));
         req.AddHeader("Accept", kOciIndexMediaType);
         req.timeout = timeout;
         req.max_body = options_.max_manifest_bytes;

@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body = in.substr(nl + 1);
   if (auto parts = ParseByteranges(body, in.substr(0, nl)); parts.ok()) {
     for (const auto& p : *parts) {
-      if (p.data.data() < body.data() || p.data.data() + p.data.size() > body.data() + body.size() ||
+      if (p.data.data() < body.data() ||
+          p.data.data() + p.data.size() > body.data() + body.size() ||
           p.data.size() != p.range.length()) {
         std::abort();
       }

@@ -15,9 +15,9 @@ TEST(ContentRangeTest, Parses) {
   auto star = ParseContentRange("bytes 0-0/*");
   ASSERT_TRUE(star.ok());
   EXPECT_FALSE(star->total.has_value());
-  for (const char* bad : {"", "bytes", "bytes 5-4/10", "bytes 0-10/10", "bytes */10", "items 0-1/2",
-                          "bytes 0-1", "bytes -1-2/3", "bytes 0-99999999999999999999/1",
-                          "bytes 1-2/x"}) {
+  for (const char* bad :
+       {"", "bytes", "bytes 5-4/10", "bytes 0-10/10", "bytes */10", "items 0-1/2", "bytes 0-1",
+        "bytes -1-2/3", "bytes 0-99999999999999999999/1", "bytes 1-2/x"}) {
     EXPECT_FALSE(ParseContentRange(bad).ok()) << bad;
   }
 }

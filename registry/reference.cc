@@ -117,8 +117,8 @@ absl::StatusOr<Reference> Reference::Parse(std::string_view s) {
   size_t first = rest.find('/');
   if (first != std::string_view::npos) {
     std::string_view head = rest.substr(0, first);
-    bool is_domain = head.find_first_of(".:") != std::string_view::npos ||
-                     head == "localhost" || head.front() == '[';
+    bool is_domain = head.find_first_of(".:") != std::string_view::npos || head == "localhost" ||
+                     head.front() == '[';
     for (char c : head) {
       if (c >= 'A' && c <= 'Z') is_domain = true;
     }
@@ -132,8 +132,8 @@ absl::StatusOr<Reference> Reference::Parse(std::string_view s) {
   size_t start = 0;
   while (true) {
     size_t next = path.find('/', start);
-    std::string_view comp = path.substr(
-        start, next == std::string_view::npos ? std::string_view::npos : next - start);
+    std::string_view comp =
+        path.substr(start, next == std::string_view::npos ? std::string_view::npos : next - start);
     if (!ValidPathComponent(comp)) return Invalid(s, "bad repository path component");
     if (next == std::string_view::npos) break;
     start = next + 1;

@@ -19,29 +19,30 @@ RetryPolicy Fast(absl::Duration deadline) {
 TEST(RetryTest, MirrorsFirstThenOriginAndStickiness) {
   std::vector<size_t> calls;
   size_t preferred = 0;
-  absl::Status s = RetryOverEndpoints(Fast(absl::Seconds(1)), 3, &preferred,
-                                      [&](size_t i, absl::Duration) {
-                                        calls.push_back(i);
-                                        return i == 2 ? absl::OkStatus()
-                                                      : absl::NotFoundError("not on mirror");
-                                      });
+  absl::Status s =
+      RetryOverEndpoints(Fast(absl::Seconds(1)), 3, &preferred, [&](size_t i, absl::Duration) {
+        calls.push_back(i);
+        return i == 2 ? absl::OkStatus() : absl::NotFoundError("not on mirror");
+      });
   EXPECT_TRUE(s.ok());
   EXPECT_EQ(calls, (std::vector<size_t>{0, 1, 2}));
   EXPECT_EQ(preferred, 2u);
   calls.clear();
-  ASSERT_TRUE(RetryOverEndpoints(Fast(absl::Seconds(1)), 3, &preferred, [&](size_t i, absl::Duration) {
-                calls.push_back(i);
-                return absl::OkStatus();
-              }).ok());
+  ASSERT_TRUE(
+      RetryOverEndpoints(Fast(absl::Seconds(1)), 3, &preferred, [&](size_t i, absl::Duration) {
+        calls.push_back(i);
+        return absl::OkStatus();
+      }).ok());
   EXPECT_EQ(calls, (std::vector<size_t>{2}));
 }
 
 TEST(RetryTest, PermanentErrorsEndAtOnceTransientOnesAtTheDeadline) {
   int n = 0;
-  absl::Status s = RetryOverEndpoints(Fast(absl::Seconds(5)), 1, nullptr, [&](size_t, absl::Duration) {
-    ++n;
-    return absl::PermissionDeniedError("no");
-  });
+  absl::Status s =
+      RetryOverEndpoints(Fast(absl::Seconds(5)), 1, nullptr, [&](size_t, absl::Duration) {
+        ++n;
+        return absl::PermissionDeniedError("no");
+      });
   EXPECT_TRUE(absl::IsPermissionDenied(s));
   EXPECT_EQ(n, 1);
   n = 0;
@@ -66,12 +67,13 @@ TEST(RetryTest, PermanentErrorsEndAtOnceTransientOnesAtTheDeadline) {
 TEST(RetryTest, RetryAfterIsHonoured) {
   int n = 0;
   absl::Time start = absl::Now();
-  absl::Status s = RetryOverEndpoints(Fast(absl::Seconds(5)), 1, nullptr, [&](size_t, absl::Duration) {
-    if (n++ > 0) return absl::OkStatus();
-    absl::Status busy = absl::ResourceExhaustedError("429");
-    SetRetryAfter(&busy, absl::Milliseconds(300));
-    return busy;
-  });
+  absl::Status s =
+      RetryOverEndpoints(Fast(absl::Seconds(5)), 1, nullptr, [&](size_t, absl::Duration) {
+        if (n++ > 0) return absl::OkStatus();
+        absl::Status busy = absl::ResourceExhaustedError("429");
+        SetRetryAfter(&busy, absl::Milliseconds(300));
+        return busy;
+      });
   EXPECT_TRUE(s.ok());
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
   EXPECT_EQ(GetRetryAfter(absl::UnavailableError("x")), absl::ZeroDuration());

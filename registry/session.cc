@@ -49,12 +49,18 @@ absl::Status HttpStatusToStatus(const HttpResponse& response, std::string_view w
     return s;
   }
   switch (code) {
-    case 401: return absl::UnauthenticatedError(msg);
-    case 403: return absl::PermissionDeniedError(msg);
-    case 404: return absl::NotFoundError(msg);
-    case 416: return absl::OutOfRangeError(msg);
-    case 429: return absl::ResourceExhaustedError(msg);
-    case 408: return absl::UnavailableError(msg);
+    case 401:
+      return absl::UnauthenticatedError(msg);
+    case 403:
+      return absl::PermissionDeniedError(msg);
+    case 404:
+      return absl::NotFoundError(msg);
+    case 416:
+      return absl::OutOfRangeError(msg);
+    case 429:
+      return absl::ResourceExhaustedError(msg);
+    case 408:
+      return absl::UnavailableError(msg);
     default:
       if (code >= 500) return absl::UnavailableError(msg);
       return absl::FailedPreconditionError(msg);

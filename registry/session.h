@@ -25,8 +25,7 @@ class Session {
   // other retries. `request.timeout` bounds each of the (at most two) exchanges and any
   // token fetch. Returns the final response whatever its status. Thread-safe.
   absl::StatusOr<HttpResponse> Send(const RegistryEndpoint& endpoint,
-                                    const std::vector<std::string>& scopes,
-                                    HttpRequest request);
+                                    const std::vector<std::string>& scopes, HttpRequest request);
 
   // Sends `request` as is (no auth, no endpoint settings): for redirect targets.
   absl::StatusOr<HttpResponse> SendPlain(const HttpRequest& request) {

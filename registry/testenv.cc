@@ -109,17 +109,21 @@ bool RegistryProcess::Available() { return ::access(kBinary, X_OK) == 0; }
 
 std::string RegistryProcess::host() const { return StrCat("127.0.0.1:", port_); }
 
-absl::StatusOr<std::unique_ptr<RegistryProcess>> RegistryProcess::Start(
-    const RegistryConfig& c, const std::string& dir, int port) {
+absl::StatusOr<std::unique_ptr<RegistryProcess>> RegistryProcess::Start(const RegistryConfig& c,
+                                                                        const std::string& dir,
+                                                                        int port) {
   if (port == 0) {
     ASSIGN_OR_RETURN(port, PickFreePort());
   }
   std::string yml = StrCat(
       "version: 0.1\n"
       "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-      "storage:\n  filesystem:\n    rootdirectory: ", dir, "/storage\n"
+      "storage:\n  filesystem:\n    rootdirectory: ",
+      dir,
+      "/storage\n"
       "  delete:\n    enabled: true\n"
-      "http:\n  addr: 127.0.0.1:", port, "\n  secret: lazysnap-test-secret\n");
+      "http:\n  addr: 127.0.0.1:",
+      port, "\n  secret: lazysnap-test-secret\n");
   if (!c.tls_cert.empty()) {
     StrAppend(&yml, "  tls:\n    certificate: ", c.tls_cert, "\n    key: ", c.tls_key, "\n");
   }
@@ -127,9 +131,9 @@ absl::StatusOr<std::unique_ptr<RegistryProcess>> RegistryProcess::Start(
     StrAppend(&yml, "auth:\n  htpasswd:\n    realm: lazysnap-test\n    path: ", c.htpasswd_file,
               "\n");
   } else if (!c.token_realm.empty()) {
-    StrAppend(&yml, "auth:\n  token:\n    realm: ", c.token_realm, "\n    service: ",
-              c.token_service, "\n    issuer: ", c.token_issuer, "\n    rootcertbundle: ",
-              c.token_root_bundle, "\n");
+    StrAppend(&yml, "auth:\n  token:\n    realm: ", c.token_realm,
+              "\n    service: ", c.token_service, "\n    issuer: ", c.token_issuer,
+              "\n    rootcertbundle: ", c.token_root_bundle, "\n");
   }
   if (!c.proxy_remote_url.empty()) {
     StrAppend(&yml, "proxy:\n  remoteurl: ", c.proxy_remote_url, "\n");

@@ -40,7 +40,7 @@ struct RegistryConfig {
   std::string htpasswd_file;      // bcrypt htpasswd: basic auth
   std::string token_realm;        // token auth: realm URL, service, issuer, CA bundle of signer
   std::string token_service, token_issuer, token_root_bundle;
-  std::string proxy_remote_url;   // pull-through cache of this registry
+  std::string proxy_remote_url;  // pull-through cache of this registry
 };
 
 // A docker-registry (distribution 2.8) serving from its own storage dir on a free loopback

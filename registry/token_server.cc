@@ -2,19 +2,17 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include <cerrno>
 #include <cstdio>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_split.h"
@@ -105,8 +103,8 @@ struct TokenServer::Impl {
       if (h.size() > 21 && absl::EqualsIgnoreCase(AV(h.substr(0, 21)), "authorization: basic ")) {
         std::string decoded;
         absl::Base64Unescape(AV(h.substr(21)), &decoded);
-        authenticated = !options.username.empty() &&
-                        decoded == StrCat(options.username, ":", options.password);
+        authenticated =
+            !options.username.empty() && decoded == StrCat(options.username, ":", options.password);
         if (!authenticated) {
           ++owner->refused_;
           return "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -144,10 +142,9 @@ struct TokenServer::Impl {
                              {"access", access}};
     std::string input = StrCat(B64Url(header.dump()), ".", B64Url(claims.dump()));
     std::string jwt = StrCat(input, ".", B64Url(Sign(input)));
-    std::string body = nlohmann::json({{"token", jwt},
-                                       {"access_token", jwt},
-                                       {"expires_in", options.expires_in}})
-                           .dump();
+    std::string body =
+        nlohmann::json({{"token", jwt}, {"access_token", jwt}, {"expires_in", options.expires_in}})
+            .dump();
     ++owner->issued_;
     return StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ",
                   body.size(), "\r\nConnection: close\r\n\r\n", body);
@@ -193,8 +190,7 @@ absl::StatusOr<std::unique_ptr<TokenServer>> TokenServer::Start(const Options& o
   int der_len = i2d_X509(cert, &der);
   X509_free(cert);
   if (der_len <= 0) return absl::InternalError("i2d_X509 failed");
-  absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(der), der_len),
-                     &impl->cert_der_b64);
+  absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(der), der_len), &impl->cert_der_b64);
   OPENSSL_free(der);
 
   impl->listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -222,6 +218,8 @@ TokenServer::~TokenServer() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::string TokenServer::realm() const { return StrCat("http://127.0.0.1:", impl_->port, "/token"); }
+std::string TokenServer::realm() const {
+  return StrCat("http://127.0.0.1:", impl_->port, "/token");
+}
 
 }  // namespace lazysnap::registry::testing
