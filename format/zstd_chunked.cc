@@ -101,11 +101,26 @@ absl::Status CheckRange(uint64_t offset, uint64_t length, uint64_t blob_size,
   return absl::OkStatus();
 }
 
-// Reads the skippable frame holding [offset, offset + length) and returns its payload.
+// The blob's last bytes, when they were read to find the footer.
+struct Tail {
+  uint64_t offset = 0;
+  std::string bytes;
+};
+
+// Returns the payload of the skippable frame holding [offset, offset + length): from `tail`
+// when it is all there, else read from the blob.
 absl::StatusOr<std::string> ReadSkippablePayload(BlobSource& blob, uint64_t offset,
-                                                 uint64_t length, std::string_view what) {
-  ASSIGN_OR_RETURN(std::string frame, ReadRange(blob, offset - kZstdSkippableHeaderSize,
-                                                length + kZstdSkippableHeaderSize));
+                                                 uint64_t length, std::string_view what,
+                                                 const Tail* tail = nullptr) {
+  const uint64_t begin = offset - kZstdSkippableHeaderSize;
+  const uint64_t n = length + kZstdSkippableHeaderSize;
+  std::string frame;
+  if (tail != nullptr && begin >= tail->offset && n <= tail->bytes.size() &&
+      begin - tail->offset <= tail->bytes.size() - n) {
+    frame = tail->bytes.substr(begin - tail->offset, n);
+  } else {
+    ASSIGN_OR_RETURN(frame, ReadRange(blob, begin, n));
+  }
   if (LoadLE32(frame.data()) != kZstdSkippableFrameMagic ||
       LoadLE32(frame.data() + 4) != length) {
     return absl::DataLossError(StrCat("zstd:chunked ", what, " at offset ", offset,
@@ -224,17 +239,21 @@ absl::StatusOr<ZstdChunkedLocation> ZstdChunkedLocationFromAnnotations(
   return loc;
 }
 
-absl::StatusOr<ZstdChunkedLocation> LocateZstdChunked(BlobSource& blob,
-                                                      const OpenOptions& options) {
+namespace {
+
+// LocateZstdChunked; the bytes read from the end of the blob, if any, are left in `tail`.
+absl::StatusOr<ZstdChunkedLocation> Locate(BlobSource& blob, const OpenOptions& options,
+                                           Tail* tail) {
   const uint64_t size = blob.Size();
   ZstdChunkedLocation loc;
   auto from_annotations = ZstdChunkedLocationFromAnnotations(options.annotations);
   if (from_annotations.ok()) {
     loc = *std::move(from_annotations);
   } else if (absl::IsNotFound(from_annotations.status())) {
-    uint64_t n = std::min<uint64_t>(size, kZstdChunkedTailSize);
-    ASSIGN_OR_RETURN(std::string tail, ReadRange(blob, size - n, n));
-    ASSIGN_OR_RETURN(loc, ParseZstdChunkedFooter(tail));
+    const uint64_t n = std::min<uint64_t>(size, kZstdChunkedSpeculativeTailSize);
+    tail->offset = size - n;
+    ASSIGN_OR_RETURN(tail->bytes, ReadRange(blob, tail->offset, n));
+    ASSIGN_OR_RETURN(loc, ParseZstdChunkedFooter(tail->bytes));
     // Without a position annotation the checksums may still be annotated.
     ASSIGN_OR_RETURN(loc.manifest_checksum,
                      ParseChecksum(FindAnnotation(options.annotations, "manifest-checksum"),
@@ -271,11 +290,20 @@ absl::StatusOr<ZstdChunkedLocation> LocateZstdChunked(BlobSource& blob,
   return loc;
 }
 
+}  // namespace
+
+absl::StatusOr<ZstdChunkedLocation> LocateZstdChunked(BlobSource& blob,
+                                                      const OpenOptions& options) {
+  Tail tail;
+  return Locate(blob, options, &tail);
+}
+
 absl::StatusOr<RawToc> ReadZstdChunkedToc(BlobSource& blob, const OpenOptions& options) {
-  ASSIGN_OR_RETURN(ZstdChunkedLocation loc, LocateZstdChunked(blob, options));
+  Tail tail;
+  ASSIGN_OR_RETURN(ZstdChunkedLocation loc, Locate(blob, options, &tail));
   ASSIGN_OR_RETURN(std::string compressed, ReadSkippablePayload(blob, loc.manifest_offset,
                                                                 loc.manifest_length,
-                                                                "manifest"));
+                                                                "manifest", &tail));
   if (loc.manifest_checksum.has_value()) {
     RETURN_IF_ERROR(VerifyChecksum(compressed, *loc.manifest_checksum, "manifest"));
   }

@@ -31,6 +31,9 @@ inline constexpr char kZstdChunkedLegacyFooterMagic[] = "GnUlInUx";
 inline constexpr uint64_t kZstdChunkedManifestTypeCrfs = 1;
 // Bytes at the end of a blob that hold the footer and its skippable frame header.
 inline constexpr size_t kZstdChunkedTailSize = kZstdSkippableHeaderSize + kZstdChunkedFooterSize;
+// Bytes read from the end of a blob to find the footer: enough to hold most manifests too, so
+// that a layer without annotations costs one read, not two.
+inline constexpr size_t kZstdChunkedSpeculativeTailSize = 64 << 10;
 
 // Annotation keys not in layer.h: the deprecated tar-split checksum and the legacy prefix.
 inline constexpr char kZstdChunkedTarsplitChecksumAnnotation[] =
@@ -71,8 +74,9 @@ absl::StatusOr<ZstdChunkedLocation> ZstdChunkedLocationFromAnnotations(
     const std::map<std::string, std::string>& annotations);
 
 // Finds the location: from the annotations when they carry manifest-position (no blob read),
-// else from the footer (one read of the blob's tail); the manifest-checksum annotation is
-// attached either way. Checks the positions against the blob size and `limits`:
+// else from the footer (one read of the blob's last kZstdChunkedSpeculativeTailSize bytes,
+// which ReadZstdChunkedToc reuses when the manifest lies within); the manifest-checksum
+// annotation is attached either way. Checks the positions against the blob size and `limits`:
 // out-of-blob or overflowing ranges are DataLoss, a manifest larger than max_toc_bytes or an
 // unsupported manifest type is InvalidArgument. NotFound when the blob is not zstd:chunked.
 absl::StatusOr<ZstdChunkedLocation> LocateZstdChunked(BlobSource& blob,

@@ -184,6 +184,34 @@ TEST(ZstdChunkedToc, UsesPositionAnnotationWithoutReadingFooter) {
   EXPECT_EQ(src.last_offset, l.loc.manifest_offset - kZstdSkippableHeaderSize);
 }
 
+TEST(ZstdChunkedToc, FooterPathReadsOnceWhenTheManifestIsNearTheEnd) {
+  TestLayer l = MakeLayer(/*legacy=*/false);
+  CountingBlob src(l.blob);
+  auto toc = ReadZstdChunkedToc(src, {});
+  ASSERT_TRUE(toc.ok()) << toc.status();
+  EXPECT_EQ(toc->json, l.json);
+  EXPECT_EQ(src.reads, 1);
+}
+
+TEST(ZstdChunkedToc, FooterPathReadsTheManifestSeparatelyWhenItIsFarFromTheEnd) {
+  // An incompressible manifest bigger than the speculative tail read.
+  std::string json = "{\"version\":1,\"entries\":[],\"pad\":\"";
+  uint64_t x = 88172645463325252ull;
+  while (json.size() < 4 * kZstdChunkedSpeculativeTailSize) {  // hex digits: ~2:1
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    json += "0123456789abcdef"[x & 15];
+  }
+  json += "\"}";
+  TestLayer l = MakeLayer(/*legacy=*/false, json);
+  ASSERT_GT(l.compressed_manifest.size(), kZstdChunkedSpeculativeTailSize);
+  CountingBlob src(l.blob);
+  auto toc = ReadZstdChunkedToc(src, {});
+  ASSERT_TRUE(toc.ok()) << toc.status();
+  EXPECT_EQ(toc->json, json);
+  EXPECT_EQ(src.reads, 2);
+  EXPECT_EQ(src.last_offset, l.loc.manifest_offset - kZstdSkippableHeaderSize);
+}
+
 TEST(ZstdChunkedToc, AcceptsLegacyAnnotationPrefix) {
   TestLayer l = MakeLayer(/*legacy=*/true);
   std::string blob = l.blob;
