@@ -1,4 +1,5 @@
-// IndexBuilder: validation and layout of TOC entries into a LayerIndex (see toc.h).
+// IndexBuilder: validation of TOC entries, parents and hard links (see toc.h); the layout of
+// the finished index is in index_layout.cc.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -6,42 +7,15 @@
 
 #include "base/status_macros.h"
 #include "base/strings.h"
-#include "format/path_table.h"
-#include "format/toc.h"
+#include "format/index_builder_internal.h"
 
 namespace lazysnap {
 namespace {
 
+using namespace index_internal;  // NOLINT
+
 constexpr size_t kMaxNameComponent = 255;
 constexpr size_t kMaxLinkTarget = 4095;
-constexpr uint32_t kHardlink = 0xffff;  // pseudo file type of unresolved hard links
-
-absl::Status Invalid(std::string_view name, std::string_view what) {
-  return absl::InvalidArgumentError(StrCat("TOC entry \"", name.substr(0, 256), "\": ", what));
-}
-
-// Stable storage for path strings (string_views into it stay valid while it lives).
-class Arena {
- public:
-  std::string_view Copy(std::string_view s) {
-    if (s.size() > left_) {
-      size_t n = std::max<size_t>(s.size(), 1 << 20);
-      blocks_.push_back(std::make_unique<char[]>(n));
-      next_ = blocks_.back().get();
-      left_ = n;
-    }
-    if (!s.empty()) memcpy(next_, s.data(), s.size());
-    std::string_view out(next_, s.size());
-    next_ += s.size();
-    left_ -= s.size();
-    return out;
-  }
-
- private:
-  std::vector<std::unique_ptr<char[]>> blocks_;
-  char* next_ = nullptr;
-  size_t left_ = 0;
-};
 
 // Normalizes a member name: strips leading '/' and "./", collapses "//", drops "." parts
 // and a trailing '/'; rejects "..", NUL and over-long components. "" is the root.
@@ -65,45 +39,6 @@ absl::Status CleanPath(std::string_view name, std::string* out, uint32_t max_dep
   return absl::OkStatus();
 }
 
-std::string_view BaseName(std::string_view path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
-std::string_view DirName(std::string_view path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
-}
-
-struct RawChunk {
-  uint64_t offset = 0;
-  uint64_t end_offset = 0;  // zstd:chunked chunk entries that carry one; else 0
-  uint64_t file_offset = 0;
-  uint64_t size = 0;        // 0: to the end of the file
-  uint32_t inner_offset = 0;
-  Sha256 digest;
-  bool has_digest = false;
-  bool zeros = false;
-};
-
-struct Node {
-  std::string_view path;
-  std::string_view link;      // symlink target, or hard link target path (cleaned)
-  uint32_t type = S_IFDIR;    // S_IF* or kHardlink
-  uint32_t perm = 0755;
-  uint32_t uid = 0, gid = 0;
-  int64_t mtime_sec = 0;
-  uint32_t mtime_nsec = 0;
-  uint64_t size = 0;
-  uint64_t end_offset = 0;    // zstd:chunked file endOffset
-  uint32_t dev_major = 0, dev_minor = 0;
-  uint32_t chunks_begin = 0, chunks_count = 0;   // into raw_chunks
-  uint32_t xattrs_begin = 0, xattrs_count = 0;   // into raw_xattrs
-  uint32_t parent = 0;
-  uint32_t target = kNoEntry;  // hard links: resolved node
-  uint32_t nlink = 1;
-  uint32_t id = kNoEntry;      // final EntryId
-};
-
 absl::StatusOr<uint32_t> ToU32(std::string_view name, const char* field, int64_t v) {
   if (v < 0 || v > static_cast<int64_t>(UINT32_MAX)) {
     return Invalid(name, StrCat(field, " out of range: ", v));
@@ -112,35 +47,6 @@ absl::StatusOr<uint32_t> ToU32(std::string_view name, const char* field, int64_t
 }
 
 }  // namespace
-
-struct IndexBuilder::State {
-  LayerFormat format;
-  uint64_t toc_offset;
-  uint64_t blob_size;
-  LayerLimits limits;
-  Arena arena;
-  std::string scratch;
-  std::vector<Node> nodes;
-  std::vector<RawChunk> raw_chunks;
-  std::vector<std::pair<std::string_view, std::string_view>> raw_xattrs;
-  PathTable by_path;
-  uint32_t current_file = kNoEntry;  // the reg node chunk entries attach to
-  Sha256 current_digest;             // its whole-file "digest", if current_has_digest
-  bool current_has_digest = false;
-  uint64_t added = 0;
-
-  // Maps PathTable ids (node indexes) to their paths. Nodes pushed right after
-  // FindOrInsert are never looked up before they exist.
-  auto key_of() const {
-    return [this](uint32_t id) { return nodes[id].path; };
-  }
-
-  absl::Status CheckFileChunks();
-  absl::Status AddChunk(uint32_t file, const TocEntry& e);
-  absl::Status Resolve();
-  absl::Status ComputeCompressedSizes();
-  absl::StatusOr<LayerIndex> Layout(uint32_t root);
-};
 
 IndexBuilder::IndexBuilder(LayerFormat format, uint64_t toc_offset, uint64_t blob_size,
                            const LayerLimits& limits)
@@ -384,161 +290,6 @@ absl::Status IndexBuilder::State::Resolve() {
     }
   }
   return absl::OkStatus();
-}
-
-// Blob extent of every chunk: [offset, next boundary), where the boundaries are the chunk
-// offsets, explicit end offsets and the TOC offset (see format/estargz.md).
-absl::Status IndexBuilder::State::ComputeCompressedSizes() {
-  std::vector<uint64_t> bounds;
-  bounds.reserve(raw_chunks.size() + 1);
-  for (const RawChunk& c : raw_chunks) {
-    if (c.offset != 0) bounds.push_back(c.offset);
-    if (c.end_offset != 0) bounds.push_back(c.end_offset);
-  }
-  for (const Node& n : nodes) {
-    if (n.end_offset != 0) bounds.push_back(n.end_offset);
-  }
-  bounds.push_back(toc_offset);
-  std::sort(bounds.begin(), bounds.end());
-  bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
-  for (const Node& n : nodes) {
-    for (uint32_t k = 0; k < n.chunks_count; ++k) {
-      RawChunk& c = raw_chunks[n.chunks_begin + k];
-      if (c.offset == 0) continue;  // a zeros chunk without frames
-      uint64_t end;
-      if (c.end_offset > c.offset) {
-        end = c.end_offset;
-      } else if (k + 1 == n.chunks_count && n.end_offset > c.offset) {
-        end = n.end_offset;
-      } else {
-        end = *std::upper_bound(bounds.begin(), bounds.end(), c.offset);
-      }
-      if (end > toc_offset) return Invalid(n.path, "chunk data runs into the TOC");
-      if (end - c.offset > UINT32_MAX) return Invalid(n.path, "compressed chunk too large");
-      c.end_offset = end;  // from here on: the chunk's end
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Assigns entry ids breadth-first with each directory's children contiguous and sorted by
-// name, and writes the flat arrays.
-absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
-  const uint32_t n = static_cast<uint32_t>(nodes.size());
-  std::vector<std::string_view> base(n);
-  std::vector<uint32_t> start(n + 2, 0);
-  for (uint32_t i = 0; i < n; ++i) {
-    base[i] = BaseName(nodes[i].path);
-    if (i != root) start[nodes[i].parent + 2]++;
-  }
-  for (uint32_t i = 2; i < n + 2; ++i) start[i] += start[i - 1];
-  std::vector<uint32_t> order(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    if (i != root) order[start[nodes[i].parent + 1]++] = i;
-  }
-  auto by_name = [&base](uint32_t a, uint32_t b) { return base[a] < base[b]; };
-  std::vector<uint32_t> queue;
-  queue.reserve(n);
-  queue.push_back(root);
-  nodes[root].id = 0;
-  std::vector<uint32_t> subdirs(n, 0);
-  for (size_t q = 0; q < queue.size(); ++q) {
-    uint32_t d = queue[q];
-    auto first = order.begin() + start[d], last = order.begin() + start[d + 1];
-    if (!std::is_sorted(first, last, by_name)) std::sort(first, last, by_name);
-    for (auto c = first; c != last; ++c) {
-      nodes[*c].id = static_cast<uint32_t>(queue.size());
-      queue.push_back(*c);
-      if (nodes[*c].type == S_IFDIR) subdirs[d]++;
-    }
-  }
-
-  LayerIndex index;
-  index.format_ = format;
-  index.toc_offset_ = toc_offset;
-  size_t string_bytes = 0;
-  for (uint32_t i = 0; i < n; ++i) string_bytes += base[i].size() + nodes[i].link.size();
-  for (const auto& [k, v] : raw_xattrs) string_bytes += k.size() + v.size();
-  if (string_bytes > UINT32_MAX) return absl::InvalidArgumentError("TOC strings too large");
-  index.strings_.reserve(string_bytes);
-  auto add_str = [&index](std::string_view v) {
-    StrRef r{static_cast<uint32_t>(index.strings_.size()), static_cast<uint32_t>(v.size())};
-    index.strings_.append(v);
-    return r;
-  };
-  index.entries_.resize(n);
-  index.chunks_.reserve(raw_chunks.size());
-  index.xattrs_.reserve(raw_xattrs.size());
-  index.children_.resize(n - 1);
-  for (uint32_t k = 0; k + 1 < n; ++k) index.children_[k] = k + 1;
-  for (uint32_t id = 0; id < n; ++id) {
-    const Node& node = nodes[queue[id]];
-    Entry& en = index.entries_[id];
-    en.name = add_str(base[queue[id]]);
-    en.parent = nodes[node.parent].id;
-    en.inode = id;
-    uint32_t kids = start[queue[id] + 1] - start[queue[id]];
-    if (kids > 0) {
-      en.children_begin = nodes[order[start[queue[id]]]].id - 1;
-      en.children_count = kids;
-    }
-    if (node.type == kHardlink) continue;  // second pass
-    en.mode = node.type | node.perm;
-    en.uid = node.uid;
-    en.gid = node.gid;
-    en.mtime_sec = node.mtime_sec;
-    en.mtime_nsec = node.mtime_nsec;
-    en.dev_major = node.dev_major;
-    en.dev_minor = node.dev_minor;
-    en.nlink = node.type == S_IFDIR ? 2 + subdirs[queue[id]] : node.nlink;
-    if (node.type == S_IFREG) {
-      en.size = node.size;
-      index.total_file_bytes_ += node.size;
-    }
-    if (node.type == S_IFLNK) {
-      en.link = add_str(node.link);
-      en.size = node.link.size();
-    }
-    en.xattrs_begin = static_cast<uint32_t>(index.xattrs_.size());
-    en.xattrs_count = node.xattrs_count;
-    for (uint32_t x = 0; x < node.xattrs_count; ++x) {
-      const auto& [k, v] = raw_xattrs[node.xattrs_begin + x];
-      index.xattrs_.push_back(Xattr{add_str(k), add_str(v)});
-    }
-    en.chunks_begin = static_cast<uint32_t>(index.chunks_.size());
-    en.chunks_count = node.chunks_count;
-    for (uint32_t k = 0; k < node.chunks_count; ++k) {
-      const RawChunk& rc = raw_chunks[node.chunks_begin + k];
-      Chunk c;
-      c.compressed_offset = rc.offset;
-      c.compressed_size = rc.offset == 0 ? 0 : static_cast<uint32_t>(rc.end_offset - rc.offset);
-      c.file_offset = rc.file_offset;
-      c.size = static_cast<uint32_t>(rc.size);
-      c.inner_offset = rc.inner_offset;
-      c.entry = id;
-      c.digest = rc.digest;
-      c.has_digest = rc.has_digest;
-      c.zeros = rc.zeros;
-      index.chunks_.push_back(c);
-    }
-  }
-  for (uint32_t id = 0; id < n; ++id) {  // hard links share their target's inode
-    const Node& node = nodes[queue[id]];
-    if (node.type != kHardlink) continue;
-    Entry& en = index.entries_[id];
-    const Entry& target = index.entries_[nodes[node.target].id];
-    Entry copy = target;
-    copy.name = en.name;
-    copy.parent = en.parent;
-    copy.children_begin = copy.children_count = 0;
-    en = copy;
-  }
-  EntryId landmark = index.Lookup(kRootEntry, ".prefetch.landmark");
-  if (landmark != kNoEntry && index.entries_[landmark].chunks_count > 0) {
-    index.prefetch_landmark_ = index.ChunksOf(landmark)[0].compressed_offset;
-  }
-  index.no_prefetch_landmark_ = index.Lookup(kRootEntry, ".no.prefetch.landmark") != kNoEntry;
-  return index;
 }
 
 absl::StatusOr<LayerIndex> IndexBuilder::Finish() {
