@@ -108,6 +108,18 @@ TEST_F(LayerCacheTest, RequestSizeIsCapped) {
   for (auto& r : reqs) EXPECT_LE(r.size, 16384u);
 }
 
+TEST_F(LayerCacheTest, AChunkLargerThanTheRequestCapIsFetchedWhole) {
+  Use(MakeTestLayer({65536, 65536}, 65536));
+  LayerCacheOptions o;
+  o.max_request_bytes = 16384;
+  auto cache = MustOpen(o);
+  std::vector<uint32_t> both = {0, 1};
+  ASSERT_TRUE(cache->EnsureChunks(both).ok());
+  ASSERT_EQ(source_->requests().size(), 2u);
+  EXPECT_EQ(source_->requests()[0].size, 65536u);
+  ExpectRead(*cache, 1, 100, 65536);
+}
+
 TEST_F(LayerCacheTest, CoalescesAcrossSmallGapsOnly) {
   Use(MakeTestLayer({4096, 4096, 4096}, 4096, /*gap=*/100));
   LayerCacheOptions o;
