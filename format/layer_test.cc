@@ -154,6 +154,19 @@ TEST(OpenLayer, NotSeekableAndTruncated) {
   EXPECT_FALSE(OpenLayer(front, OpenOptions{}).ok());
 }
 
+TEST(OpenLayer, AppliesLimits) {
+  EstargzBuilder b = SampleLayer();
+  MemoryBlobSource blob(b.Finish());
+  OpenOptions options;
+  options.limits.max_entries = 3;
+  auto layer = OpenLayer(blob, options);
+  EXPECT_TRUE(absl::IsInvalidArgument(layer.status())) << layer.status();
+  options.limits = LayerLimits{};
+  options.limits.max_toc_bytes = 100;
+  layer = OpenLayer(blob, options);
+  EXPECT_TRUE(absl::IsInvalidArgument(layer.status())) << layer.status();
+}
+
 TEST(OpenLayer, RejectsPathTraversal) {
   EstargzBuilder b;
   b.AddFile("../../etc/shadow", "x");
@@ -282,6 +295,15 @@ TEST(OpenLayer, ZstdChunkedLayer) {
   EXPECT_EQ((*layer)->index.format(), LayerFormat::kZstdChunked);
   EXPECT_EQ((*layer)->toc_digest, Sha256::Of(json));
   EXPECT_EQ(ReadFile(source, **layer, (*layer)->index.LookupPath("f")).value_or(""), data);
+
+  // With the manifest position annotated, OpenLayer reads the manifest and nothing else.
+  OpenOptions annotated;
+  annotated.annotations[kZstdChunkedManifestPositionAnnotation] =
+      StrCat(loc.manifest_offset, ":", loc.manifest_length, ":", loc.manifest_uncompressed_length,
+             ":1");
+  CountingBlobSource counting(&source);
+  ASSERT_TRUE(OpenLayer(counting, annotated).ok());
+  EXPECT_EQ(counting.reads(), 1u);  // no eStargz footer probe
 
   // stargz-snapshotter puts the JSON's digest in the toc.digest annotation for zstd:chunked too.
   OpenOptions options;
