@@ -36,7 +36,9 @@ struct StrRef {
 
 // One file-system object. `mode` carries the S_IFMT type bits (S_IFREG, S_IFDIR, S_IFLNK,
 // S_IFCHR, S_IFBLK, S_IFIFO) and the permission bits including setuid/setgid/sticky.
-// Every field is meaningful for every type (0 / empty where it does not apply). `mode` and
+// Every field is meaningful for every type (0 / empty where it does not apply). A hard link's
+// entry repeats its target's attributes, chunk and xattr ranges (inode != own id): walk
+// entries with inode == id to visit each file's data once. `mode` and
 // `xattrs_count` are 16-bit bit-fields (88 bytes an Entry): read and assign them as usual,
 // but they cannot be bound to non-const references.
 struct Entry {
