@@ -188,17 +188,45 @@ absl::Status Authorizer::Authorize(std::string_view host, const std::vector<std:
     realm = hs.realm;
     service = hs.service;
   }
-  ASSIGN_OR_RETURN(Token token, FetchToken(host, realm, service, scopes, tls, timeout));
+  ASSIGN_OR_RETURN(Token token, FetchShared(host, realm, service, scopes, tls, timeout));
   request->AddHeader("Authorization", StrCat("Bearer ", token.value));
-  absl::MutexLock l(&mu_);
-  hosts_[std::string(host)].tokens[key] = std::move(token);
   return absl::OkStatus();
+}
+
+absl::StatusOr<Authorizer::Token> Authorizer::FetchShared(
+    std::string_view host, const std::string& realm, const std::string& service,
+    const std::vector<std::string>& scopes, const TlsOptions& tls, absl::Duration timeout) {
+  const std::string key = ScopeKey(scopes);
+  const std::string flight = StrCat(host, "\n", key);
+  {
+    absl::MutexLock l(&mu_);
+    bool waited = false;
+    while (in_flight_.count(flight) != 0) {
+      cv_.Wait(&mu_);
+      waited = true;
+    }
+    if (waited) {  // someone else just fetched: use theirs if it is good
+      const HostState& hs = hosts_[std::string(host)];
+      auto t = hs.tokens.find(key);
+      if (t != hs.tokens.end() && t->second.expiry > absl::Now() + absl::Seconds(30)) {
+        return t->second;
+      }
+    }
+    in_flight_.insert(flight);
+  }
+  absl::StatusOr<Token> token = FetchToken(host, realm, service, scopes, tls, timeout);
+  absl::MutexLock l(&mu_);
+  in_flight_.erase(flight);
+  cv_.SignalAll();
+  if (token.ok()) hosts_[std::string(host)].tokens[key] = *token;
+  return token;
 }
 
 absl::Status Authorizer::OnUnauthorized(std::string_view host,
                                         const std::vector<std::string>& scopes,
                                         const HttpResponse& response, const TlsOptions& tls,
-                                        absl::Duration timeout) {
+                                        absl::Duration timeout,
+                                        std::string_view sent_authorization) {
   const Challenge* bearer = nullptr;
   const Challenge* basic = nullptr;
   std::vector<Challenge> all;
@@ -221,7 +249,18 @@ absl::Status Authorizer::OnUnauthorized(std::string_view host,
       if (std::find(want.begin(), want.end(), s) == want.end()) want.push_back(s);
     }
     std::string service = bearer->Param("service");
-    ASSIGN_OR_RETURN(Token token, FetchToken(host, realm, service, want, tls, timeout));
+    {
+      absl::MutexLock l(&mu_);
+      HostState& hs = hosts_[std::string(host)];
+      // Another request got a new token since this one was sent: try that one first.
+      auto t = hs.tokens.find(ScopeKey(scopes));
+      if (hs.scheme == HostState::Scheme::kBearer && hs.realm == realm && t != hs.tokens.end() &&
+          t->second.expiry > absl::Now() + absl::Seconds(30) &&
+          StrCat("Bearer ", t->second.value) != sent_authorization) {
+        return absl::OkStatus();
+      }
+    }
+    ASSIGN_OR_RETURN(Token token, FetchShared(host, realm, service, want, tls, timeout));
     absl::MutexLock l(&mu_);
     HostState& hs = hosts_[std::string(host)];
     hs.scheme = HostState::Scheme::kBearer;
@@ -234,12 +273,11 @@ absl::Status Authorizer::OnUnauthorized(std::string_view host,
     if (credentials_ == nullptr || !credentials_->Lookup(host)) {
       return absl::UnauthenticatedError(StrCat(host, " wants basic auth; no credentials for it"));
     }
-    absl::MutexLock l(&mu_);
-    HostState& hs = hosts_[std::string(host)];
-    if (hs.scheme == HostState::Scheme::kBasic) {
+    if (sent_authorization.substr(0, 6) == "Basic ") {
       return absl::UnauthenticatedError(StrCat(host, " refused the basic credentials"));
     }
-    hs.scheme = HostState::Scheme::kBasic;
+    absl::MutexLock l(&mu_);
+    hosts_[std::string(host)].scheme = HostState::Scheme::kBasic;
     return absl::OkStatus();
   }
   return absl::UnauthenticatedError(StrCat(host, ": 401 without a bearer or basic challenge"));

@@ -4,6 +4,7 @@
 #define LAZYSNAP_REGISTRY_AUTH_H_
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,13 +45,16 @@ class Authorizer {
   absl::Status Authorize(std::string_view host, const std::vector<std::string>& scopes,
                          const TlsOptions& tls, absl::Duration timeout, HttpRequest* request);
 
-  // Learns from a 401 answer of `host`: a Bearer challenge makes it fetch a new token for
-  // `scopes` (plus the challenge's scope), Basic makes it send the host's credentials. OK
-  // means a repeated request may succeed; Unauthenticated that it cannot (no credentials
-  // for basic, token server refused them, no usable challenge).
+  // Learns from a 401 answer of `host` to a request that carried `sent_authorization` (its
+  // Authorization header, "" if none): a Bearer challenge makes it fetch a new token for
+  // `scopes` (plus the challenge's scope) unless another caller already replaced the rejected
+  // one; Basic makes it send the host's credentials. Concurrent fetches of one token are
+  // shared. OK means a repeated request may succeed; Unauthenticated that it cannot (no
+  // credentials for basic, basic credentials refused, token server refused, no usable
+  // challenge).
   absl::Status OnUnauthorized(std::string_view host, const std::vector<std::string>& scopes,
                               const HttpResponse& response, const TlsOptions& tls,
-                              absl::Duration timeout);
+                              absl::Duration timeout, std::string_view sent_authorization = "");
 
   // Number of token requests made (tests and metrics).
   int token_fetches() const;
@@ -72,11 +76,20 @@ class Authorizer {
                                    const std::vector<std::string>& scopes, const TlsOptions& tls,
                                    absl::Duration timeout);
 
+  // FetchToken once per (host, scopes) at a time; stores the result. Callers that waited for
+  // another's fetch get its token.
+  absl::StatusOr<Token> FetchShared(std::string_view host, const std::string& realm,
+                                    const std::string& service,
+                                    const std::vector<std::string>& scopes, const TlsOptions& tls,
+                                    absl::Duration timeout);
+
   HttpTransport* const transport_;
   const CredentialStore* const credentials_;
   mutable absl::Mutex mu_;
   std::map<std::string, HostState, std::less<>> hosts_ ABSL_GUARDED_BY(mu_);
   int token_fetches_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> in_flight_ ABSL_GUARDED_BY(mu_);  // "host\nscopes" being fetched
+  absl::CondVar cv_;                                      // signalled when a fetch ends
 };
 
 }  // namespace lazysnap::registry

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
+#include <thread>
 
 #include "registry/credentials.h"
 
@@ -66,6 +68,29 @@ TEST(CredentialsTest, DockerConfig) {
   EXPECT_FALSE(store.Lookup("registry.example.com").has_value());
   store.Add("registry.example.com", {"own", "config", ""});
   EXPECT_EQ(store.Lookup("registry.example.com")->username, "own");
+}
+
+TEST(CredentialsTest, LazysnapConfig) {
+  CredentialStore store;
+  ASSERT_TRUE(store
+                  .AddLazysnapConfig(R"(
+root = "/var/lib/lazysnap"
+[registry]
+config_path = "/etc/containerd/certs.d"
+[registry.auths."ghcr.io"]
+username = "me"
+password = "tok"
+[registry.auths."https://index.docker.io/v1/"]
+auth = "dXNlcjpwYTpzcw=="
+)")
+                  .ok());
+  EXPECT_EQ(store.Lookup("ghcr.io")->password, "tok");
+  EXPECT_EQ(store.Lookup("registry-1.docker.io")->password, "pa:ss");
+  EXPECT_TRUE(store.AddLazysnapConfig("root = 1").ok());
+  auto bad = store.AddLazysnapConfig("[registry.auths.\"h\"]\npassword = 3\n");
+  EXPECT_TRUE(absl::IsInvalidArgument(bad));
+  EXPECT_FALSE(store.AddLazysnapConfig("[registry.auths.\"h\"]\nauth = \"bm9jb2xvbg==\"\n").ok());
+  EXPECT_FALSE(store.AddLazysnapConfig("not = = toml").ok());
 }
 
 TEST(CredentialsTest, BadConfigNamesTheHostNotTheSecret) {
@@ -133,6 +158,53 @@ TEST(AuthorizerTest, AnonymousTokenCachedPerScope) {
   EXPECT_EQ(auth.token_fetches(), 2);
 }
 
+TEST(AuthorizerTest, ConcurrentCallersShareOneTokenFetch) {
+  std::atomic<int> fetches{0};
+  class Slow : public HttpTransport {
+   public:
+    explicit Slow(std::atomic<int>* n) : n_(n) {}
+    absl::StatusOr<HttpResponse> Do(const HttpRequest&) override {
+      ++*n_;
+      absl::SleepFor(absl::Milliseconds(100));
+      HttpResponse r;
+      r.status = 200;
+      r.body = R"({"token":"shared","expires_in":300})";
+      return r;
+    }
+    std::atomic<int>* n_;
+  } t(&fetches);
+  Authorizer auth(&t, nullptr);
+  ASSERT_TRUE(auth.OnUnauthorized("reg", {"repository:a:pull"},
+                                  Unauthorized(R"(Bearer realm="https://auth/t")"), {},
+                                  absl::Seconds(1))
+                  .ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      HttpRequest req;  // a new scope: every caller needs a token at once
+      if (auth.Authorize("reg", {"repository:b:pull"}, {}, absl::Seconds(1), &req).ok() &&
+          AuthHeader(req) == "Bearer shared") {
+        ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(fetches.load(), 2);  // one for scope a, one shared by the eight callers
+  // A 401 to a request carrying a token someone else already replaced needs no fetch.
+  ASSERT_TRUE(auth.OnUnauthorized("reg", {"repository:b:pull"},
+                                  Unauthorized(R"(Bearer realm="https://auth/t")"), {},
+                                  absl::Seconds(1), "Bearer stale")
+                  .ok());
+  EXPECT_EQ(fetches.load(), 2);
+  ASSERT_TRUE(auth.OnUnauthorized("reg", {"repository:b:pull"},
+                                  Unauthorized(R"(Bearer realm="https://auth/t")"), {},
+                                  absl::Seconds(1), "Bearer shared")
+                  .ok());
+  EXPECT_EQ(fetches.load(), 3);
+}
+
 TEST(AuthorizerTest, IdentityTokenUsesTheRefreshGrant) {
   ScriptedTransport t;
   t.answer = [](const HttpRequest&) {
@@ -177,15 +249,16 @@ TEST(AuthorizerTest, RefusalsAndBasic) {
       "reg", {}, Unauthorized(R"(Bearer realm="file:///etc/passwd")"), {}, absl::Seconds(1))));
   EXPECT_TRUE(absl::IsUnauthenticated(
       auth.OnUnauthorized("reg", {}, Unauthorized("Negotiate"), {}, absl::Seconds(1))));
-  // Basic: credentials sent after the challenge; a second 401 means they were refused.
+  // Basic: credentials sent after the challenge; a 401 to a request carrying them means
+  // they were refused.
   ASSERT_TRUE(
       auth.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))
           .ok());
   HttpRequest req;
   ASSERT_TRUE(auth.Authorize("reg", {}, {}, absl::Seconds(1), &req).ok());
   EXPECT_EQ(AuthHeader(req), "Basic dTpodW50ZXIy");
-  EXPECT_TRUE(absl::IsUnauthenticated(
-      auth.OnUnauthorized("reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))));
+  EXPECT_TRUE(absl::IsUnauthenticated(auth.OnUnauthorized(
+      "reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1), AuthHeader(req))));
   Authorizer anonymous(&t, nullptr);
   EXPECT_TRUE(absl::IsUnauthenticated(anonymous.OnUnauthorized(
       "reg", {}, Unauthorized(R"(Basic realm="r")"), {}, absl::Seconds(1))));

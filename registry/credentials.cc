@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#define TOML_EXCEPTIONS 1
+#include <toml++/toml.h>
+
 #include "absl/strings/escaping.h"
 #include "base/status_macros.h"
 #include "base/stream.h"
@@ -66,6 +69,52 @@ absl::Status CredentialStore::AddDockerConfigFile(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   absl::Status s = AddDockerConfig(text);
   if (!s.ok()) return absl::InvalidArgumentError(StrCat(path, ": ", s.message()));
+  return absl::OkStatus();
+}
+
+absl::Status CredentialStore::AddLazysnapConfig(std::string_view toml_text) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(
+        StrCat("lazysnap config: line ", e.source().begin.line, ": ", e.description()));
+  }
+  const toml::table* auths = root["registry"]["auths"].as_table();
+  if (auths == nullptr) return absl::OkStatus();
+  for (const auto& [key, node] : *auths) {
+    const std::string host = NormalizeCredentialHost(key.str());
+    const toml::table* t = node.as_table();
+    if (t == nullptr) {
+      return absl::InvalidArgumentError(StrCat("lazysnap config: registry.auths.", host));
+    }
+    Credentials c;
+    for (const auto& [field, out] : {std::pair<const char*, std::string*>{"username", &c.username},
+                                     {"password", &c.password},
+                                     {"identitytoken", &c.identity_token}}) {
+      if (const toml::node* v = t->get(field)) {
+        auto str = v->value<std::string>();
+        if (!str) {
+          return absl::InvalidArgumentError(
+              StrCat("lazysnap config: registry.auths.", host, ".", field, " must be a string"));
+        }
+        *out = *str;
+      }
+    }
+    if (const toml::node* v = t->get("auth")) {
+      auto str = v->value<std::string>();
+      std::string decoded;
+      size_t colon = std::string::npos;
+      if (str && absl::Base64Unescape(*str, &decoded)) colon = decoded.find(':');
+      if (colon == std::string::npos) {
+        return absl::InvalidArgumentError(
+            StrCat("lazysnap config: registry.auths.", host, ".auth is not base64 user:password"));
+      }
+      c.username = decoded.substr(0, colon);
+      c.password = decoded.substr(colon + 1);
+    }
+    by_host_[host] = std::move(c);
+  }
   return absl::OkStatus();
 }
 

@@ -29,7 +29,11 @@ class CredentialStore {
   absl::Status AddDockerConfig(std::string_view json);
   // Reads `path` with AddDockerConfig; a missing file is OK (nothing added).
   absl::Status AddDockerConfigFile(const std::string& path);
-  // Adds one host's credentials (lazysnap's config). `host` as in the Docker config: "host",
+  // Adds the `[registry.auths."HOST"]` tables of lazysnap's config.toml (keys as in the
+  // Docker config: username, password, auth, identitytoken). Other tables are ignored.
+  // Malformed TOML or wrongly typed values are InvalidArgument naming the host. Never throws.
+  absl::Status AddLazysnapConfig(std::string_view toml_text);
+  // Adds one host's credentials. `host` as in the Docker config: "host",
   // "host:port" or a URL.
   void Add(std::string_view host, Credentials credentials);
 

@@ -18,8 +18,12 @@ absl::StatusOr<HttpResponse> Session::Send(const RegistryEndpoint& endpoint,
       authorizer_->Authorize(endpoint.host, scopes, endpoint.tls, request.timeout, &request));
   ASSIGN_OR_RETURN(HttpResponse resp, transport_->Do(request));
   if (resp.status != 401) return resp;
-  RETURN_IF_ERROR(
-      authorizer_->OnUnauthorized(endpoint.host, scopes, resp, endpoint.tls, request.timeout));
+  std::string sent;
+  for (size_t i = plain_headers; i < request.headers.size(); ++i) {
+    if (request.headers[i].first == "Authorization") sent = request.headers[i].second;
+  }
+  RETURN_IF_ERROR(authorizer_->OnUnauthorized(endpoint.host, scopes, resp, endpoint.tls,
+                                              request.timeout, sent));
   request.headers.resize(plain_headers);
   RETURN_IF_ERROR(
       authorizer_->Authorize(endpoint.host, scopes, endpoint.tls, request.timeout, &request));
