@@ -131,6 +131,42 @@ TEST(ZstdChunkedFooter, EncodeParseRoundTrip) {
   EXPECT_FALSE(got->legacy_footer);
 }
 
+TEST(ZstdChunkedFooter, ParsesHandWrittenBytes) {
+  // The values of containers/storage's TestGenerateAndReadFooter (type 1, offset 2, lengths 3
+  // and 4, tar-split 5/6/7), laid out by hand as its footerDataToBlob does: not through
+  // EncodeZstdChunkedFooter, so a symmetric encode/decode mistake cannot hide.
+  std::string bytes = absl::HexStringToBytes(
+      "502a4d18" "40000000"                  // skippable frame, 64-byte payload
+      "0200000000000000" "0300000000000000"  // manifest offset, compressed length
+      "0400000000000000" "0100000000000000"  // uncompressed length, manifest type
+      "0500000000000000" "0600000000000000"  // tar-split offset, compressed length
+      "0700000000000000" "474e556c496e5578"  // tar-split uncompressed length, "GNUlInUx"
+  );
+  auto got = ParseZstdChunkedFooter(bytes);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->manifest_offset, 2u);
+  EXPECT_EQ(got->manifest_length, 3u);
+  EXPECT_EQ(got->manifest_uncompressed_length, 4u);
+  EXPECT_EQ(got->manifest_type, 1u);
+  EXPECT_EQ(got->tar_split_offset, 5u);
+  EXPECT_EQ(got->tar_split_length, 6u);
+  EXPECT_EQ(got->tar_split_uncompressed_length, 7u);
+  EXPECT_EQ(bytes.substr(8), EncodeZstdChunkedFooter(*got));
+
+  // The legacy 40-byte footer, magic "GnUlInUx".
+  std::string legacy = absl::HexStringToBytes(
+      "502a4d18" "28000000"
+      "0200000000000000" "0300000000000000" "0400000000000000" "0100000000000000"
+      "476e556c496e5578");
+  auto old = ParseZstdChunkedFooter(legacy);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_TRUE(old->legacy_footer);
+  EXPECT_EQ(old->manifest_offset, 2u);
+  EXPECT_EQ(old->manifest_length, 3u);
+  EXPECT_EQ(old->manifest_uncompressed_length, 4u);
+  EXPECT_EQ(old->tar_split_offset, 0u);
+}
+
 TEST(ZstdChunkedFooter, NotZstdChunkedIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(ParseZstdChunkedFooter("").status()));
   EXPECT_TRUE(absl::IsNotFound(ParseZstdChunkedFooter("GNUlInU").status()));
