@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "base/blob_source.h"
 #include "base/digest.h"
 #include "format/oci.h"
 #include "registry/auth.h"
@@ -77,6 +78,10 @@ class RegistryClient {
   // Uploads `data` to `ref`'s repository unless it is there already: monolithic up to
   // options.upload_chunk_size, chunked above. Returns its descriptor (media type empty).
   absl::StatusOr<Descriptor> PushBlob(const Reference& ref, std::string_view data);
+  // PushBlob from `src` (e.g. a FileBlobSource), read a chunk at a time, never whole in
+  // memory above upload_chunk_size. `digest` is the caller's (the registry checks it).
+  absl::StatusOr<Descriptor> PushBlobFrom(const Reference& ref, BlobSource& src,
+                                          const Sha256& digest);
   // Asks the registry to mount blob `digest` from repository `from` (same registry) into
   // `ref`'s repository. true: mounted; false: the registry declined (push it instead).
   absl::StatusOr<bool> MountBlob(const Reference& ref, std::string_view from, const Sha256& digest);

@@ -6,7 +6,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/blob_source.h"
 #include "base/digest.h"
+#include "base/stream.h"
 #include "base/strings.h"
 #include "format/oci.h"
 #include "registry/blob_reader.h"
@@ -171,6 +173,16 @@ TEST_F(ClientIntegrationTest, ChunkedUploadAndMount) {
   auto d = chunked.PushBlob(ref_, blob);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_TRUE(*client_->FetchBlob(ref_, d->digest, blob.size()) == blob);
+
+  // From a file, in chunks; a wrong digest is refused by the registry.
+  std::string path = dir_->path() + "/layer.bin";
+  const std::string big = Pattern(250000, 12);
+  ASSERT_TRUE(WriteFileAtomically(path, big).ok());
+  auto file = std::move(FileBlobSource::Open(path)).value();
+  auto fd = chunked.PushBlobFrom(ref_, *file, Sha256::Of(big));
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_TRUE(*client_->FetchBlob(ref_, fd->digest, big.size()) == big);
+  EXPECT_FALSE(chunked.PushBlobFrom(ref_, *file, Sha256::Of("not it")).ok());
 
   Reference other = *Reference::Parse(StrCat(registry_->host(), "/other/repo:x"));
   EXPECT_TRUE(absl::IsNotFound(client_->BlobSize(other, d->digest).status()));

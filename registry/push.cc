@@ -1,6 +1,9 @@
 // RegistryClient's write side (blobs, manifests, tags) and referrers.
+#include <algorithm>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "base/blob_source.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
@@ -38,34 +41,53 @@ absl::StatusOr<std::string> StartUpload(Session& session, const RegistryEndpoint
   return ResolveLocation(ep.Root(), location);
 }
 
-// Sends `data` to the upload session at `location` and commits it as `digest`.
+// A BlobSource over bytes the caller keeps alive (PushBlob's argument).
+class ViewBlobSource : public BlobSource {
+ public:
+  explicit ViewBlobSource(std::string_view data) : data_(data) {}
+  uint64_t Size() const override { return data_.size(); }
+  absl::Status ReadAt(uint64_t offset, absl::Span<char> buf) override {
+    if (offset > data_.size() || buf.size() > data_.size() - offset) {
+      return absl::OutOfRangeError("read past the end");
+    }
+    std::memcpy(buf.data(), data_.data() + offset, buf.size());
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string_view data_;
+};
+
+// Sends the bytes of `src` to the upload session at `location` and commits them as `digest`:
+// one PUT up to `chunk_size`, else a PATCH per chunk and an empty PUT.
 absl::Status FinishUpload(Session& session, const RegistryEndpoint& ep, const Reference& ref,
-                          std::string location, std::string_view data, const Sha256& digest,
+                          std::string location, BlobSource& src, const Sha256& digest,
                           size_t chunk_size, absl::Duration timeout) {
   const std::vector<std::string> scopes = {RepositoryScope(ref.repository, true)};
-  std::string_view tail = data;
-  if (data.size() > chunk_size) {  // chunked: PATCH every chunk, PUT nothing at the end
-    for (size_t off = 0; off < data.size(); off += chunk_size) {
-      std::string_view chunk = data.substr(off, chunk_size);
+  const uint64_t size = src.Size();
+  std::string tail;
+  if (size > chunk_size) {
+    for (uint64_t off = 0; off < size; off += chunk_size) {
       HttpRequest req;
+      ASSIGN_OR_RETURN(req.body, ReadRange(src, off, std::min<uint64_t>(chunk_size, size - off)));
       req.method = "PATCH";
       req.url = location;
       req.timeout = timeout;
-      req.body = std::string(chunk);
       req.AddHeader("Content-Type", "application/octet-stream");
-      req.AddHeader("Content-Range", StrCat(off, "-", off + chunk.size() - 1));
+      req.AddHeader("Content-Range", StrCat(off, "-", off + req.body.size() - 1));
       ASSIGN_OR_RETURN(HttpResponse resp, session.Send(ep, scopes, std::move(req)));
       RETURN_IF_ERROR(HttpStatusToStatus(resp, StrCat("upload chunk to ", ref.Name())));
       std::string next = resp.Header("location");
       if (!next.empty()) location = ResolveLocation(ep.Root(), next);
     }
-    tail = {};
+  } else {
+    ASSIGN_OR_RETURN(tail, ReadRange(src, 0, size));
   }
   HttpRequest put;
   put.method = "PUT";
   put.url = WithQuery(location, StrCat("digest=", digest.ToString()));
   put.timeout = timeout;
-  put.body = std::string(tail);
+  put.body = std::move(tail);
   put.AddHeader("Content-Type", "application/octet-stream");
   ASSIGN_OR_RETURN(HttpResponse resp, session.Send(ep, scopes, std::move(put)));
   RETURN_IF_ERROR(HttpStatusToStatus(resp, StrCat("commit upload to ", ref.Name())));
@@ -75,7 +97,15 @@ absl::Status FinishUpload(Session& session, const RegistryEndpoint& ep, const Re
 }  // namespace
 
 absl::StatusOr<Descriptor> RegistryClient::PushBlob(const Reference& ref, std::string_view data) {
-  Descriptor d = DescriptorOf("", data);
+  ViewBlobSource src(data);
+  return PushBlobFrom(ref, src, Sha256::Of(data));
+}
+
+absl::StatusOr<Descriptor> RegistryClient::PushBlobFrom(const Reference& ref, BlobSource& src,
+                                                        const Sha256& digest) {
+  Descriptor d;
+  d.digest = digest;
+  d.size = static_cast<int64_t>(src.Size());
   ASSIGN_OR_RETURN(auto eps, Endpoints(ref.domain, kCapPush));
   RETURN_IF_ERROR(RetryOverEndpoints(
       options_.retry, eps.size(), nullptr, [&](size_t i, absl::Duration timeout) -> absl::Status {
@@ -89,7 +119,7 @@ absl::StatusOr<Descriptor> RegistryClient::PushBlob(const Reference& ref, std::s
         if (exists.status == 200) return absl::OkStatus();
         ASSIGN_OR_RETURN(std::string location,
                          StartUpload(session_, ep, ref, d.digest, "", timeout));
-        return FinishUpload(session_, ep, ref, location, data, d.digest, options_.upload_chunk_size,
+        return FinishUpload(session_, ep, ref, location, src, d.digest, options_.upload_chunk_size,
                             timeout);
       }));
   return d;
