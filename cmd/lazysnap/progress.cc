@@ -29,6 +29,11 @@ std::string ProgressLine(const LayerProgress& p) {
                   HumanBytes(p.uncompressed), " uncompressed)");
   }
   if (p.source_read == 0 && p.uncompressed == 0) return StrCat(head, "  waiting");
+  if (p.source_size > 0 && p.source_read >= p.source_size) {
+    // All input read: the converter is compressing and writing the rest.
+    return StrCat(head, "  finishing ", HumanBytes(p.source_size), " (",
+                  HumanBytes(p.uncompressed), " uncompressed)");
+  }
   double pct = p.source_size == 0 ? 100.0
                                   : 100.0 * static_cast<double>(std::min(p.source_read,
                                                                          p.source_size)) /

@@ -33,6 +33,8 @@ TEST(ProgressLine, ShowsStateAndPercentage) {
   EXPECT_EQ(ProgressLine(Layer(0, 3, 0, 100, false)), "[1/3] " + hex + "  waiting");
   EXPECT_EQ(ProgressLine(Layer(1, 3, 512, 2048, false)),
             "[2/3] " + hex + "   25.0%  512 B / 2.0 KiB (1.0 KiB uncompressed)");
+  EXPECT_EQ(ProgressLine(Layer(1, 3, 2048, 2048, false)),
+            "[2/3] " + hex + "  finishing 2.0 KiB (4.0 KiB uncompressed)");
   EXPECT_EQ(ProgressLine(Layer(2, 3, 2048, 2048, true)),
             "[3/3] " + hex + "  done      2.0 KiB (4.0 KiB uncompressed)");
 }
