@@ -29,11 +29,18 @@ std::string OptionValue(std::string_view s) {
   return out;
 }
 
-// Tells the kernel to fail every pending and future request of fuse connection `dev`.
+constexpr char kFuseCtl[] = "/sys/fs/fuse/connections";
+
+// Tells the kernel to fail every pending and future request of fuse connection `dev`. Mounts
+// the fuse control filesystem first if the system has not (systemd does; containers may not).
 absl::Status AbortConnection(dev_t dev) {
-  std::string path = StrCat("/sys/fs/fuse/connections/",
+  std::string path = StrCat(kFuseCtl, "/",
                             (static_cast<uint64_t>(major(dev)) << 20) | minor(dev), "/abort");
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && ::mount("fusectl", kFuseCtl, "fusectl", 0, nullptr) == 0) {
+    LZ_LOG(kInfo, "fusefs: mounted fusectl at ", kFuseCtl);
+    fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  }
   if (fd < 0) return ErrnoToStatus(errno, StrCat("open ", path));
   ssize_t n = ::write(fd, "1", 1);
   int err = errno;
