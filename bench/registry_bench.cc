@@ -139,9 +139,9 @@ int main(int argc, char** argv) {
 
   // 4. curl: one process, --parallel with connection reuse.
   std::string config;
-  for (uint64_t o : offsets) {
-    StrAppend(&config, "url = \"", url, "\"\nrange = \"", o, "-", o + read_size - 1,
-              "\"\noutput = \"/dev/null\"\nnext\n");
+  for (uint64_t o : offsets) {  // "next" separates the per-URL options (none after the last)
+    StrAppend(&config, config.empty() ? "" : "next\n", "url = \"", url, "\"\nrange = \"", o, "-",
+              o + read_size - 1, "\"\noutput = \"/dev/null\"\n");
   }
   std::string cfg_path = dir->path() + "/curl.cfg";
   (void)WriteFileAtomically(cfg_path, config);

@@ -1,5 +1,5 @@
 // libFuzzer target: WWW-Authenticate challenges and Docker config credentials (both come
-// from outside: registries and users' files).
+// from outside: registries and users' files), and lazysnap config [registry.auths].
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -18,5 +18,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   lazysnap::registry::CredentialStore store;
   if (store.AddDockerConfig(in).ok()) (void)store.Lookup("docker.io");
+  if (store.AddLazysnapConfig(in).ok()) (void)store.Lookup("ghcr.io");
   return 0;
 }
