@@ -1,7 +1,8 @@
 // Converts a layer file at several chunk sizes, thread counts and levels and prints speed
 // and output size. Usage:
 //   convert_bench LAYER [--format estargz|zstd] [--chunks 262144,1048576,4194304]
-//                       [--threads 1,2] [--levels 0] [--out FILE]
+//                       [--threads 1,2] [--levels 0] [--out FILE] [--prioritize PATH]...
+// (prioritized files make the converter read the whole input before compressing)
 // Output goes to a null sink (or FILE, to inspect it). in_MB/s is uncompressed tar bytes per
 // second of wall time, spooling included; MB/cpu_s per second of CPU time (user + system,
 // all threads), the figure to compare on a loaded machine.
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> threads = {0};
   std::vector<int64_t> levels = {0};
   std::string out_path;
+  std::vector<std::string> prioritized;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--format") {
@@ -94,6 +96,8 @@ int main(int argc, char** argv) {
       levels = ParseList(argv[i + 1]);
     } else if (flag == "--out") {
       out_path = argv[i + 1];
+    } else if (flag == "--prioritize") {
+      prioritized.push_back(argv[i + 1]);
     }
   }
   std::printf("%-8s %10s %7s %5s %8s %8s %9s %12s %12s\n", "format", "chunk", "threads",
@@ -111,6 +115,7 @@ int main(int argc, char** argv) {
         o.chunk_size = static_cast<uint32_t>(c);
         o.threads = static_cast<int>(t);
         o.level = static_cast<int>(level);
+        o.prioritized_files = prioritized;
         NullOutput null_out;
         std::unique_ptr<lazysnap::FileOutputStream> file_out;
         lazysnap::OutputStream* out = &null_out;

@@ -4,13 +4,18 @@
 #include "format/convert.h"
 
 #include <algorithm>
+#include <atomic>
+#include <deque>
+#include <optional>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "format/compress.h"
+#include "format/convert_layout.h"
 #include "format/convert_pipeline.h"
 #include "format/convert_plan.h"
 #include "format/convert_spool.h"
@@ -29,46 +34,30 @@ constexpr char kMediaTypeZstd[] = "application/vnd.oci.image.layer.v1.tar+zstd";
 // Members held in memory while converting (a few hundred bytes each).
 constexpr size_t kMaxMembers = 4'000'000;
 
-// A piece of a unit's uncompressed bytes.
-struct Piece {
-  enum Kind : uint8_t { kSpool, kHeader, kData, kZeros };
-  Kind kind;
-  uint32_t member;   // kHeader: EncodeTarHeader(member); kData: member's synthetic data
-  uint64_t off = 0;  // kSpool: spool offset; kData: offset into the data
-  uint64_t len = 0;  // kSpool, kData, kZeros
-};
-
-// One independently compressed unit of the output.
-struct Job {
-  std::vector<Piece> pieces;
-  int64_t chunk = -1;  // index into Layout::chunks of the file chunk that starts the unit
-};
-
-struct Layout {
-  std::vector<Job> jobs;
-  std::vector<WrittenChunk> chunks;      // all file chunks, in output order
-  std::vector<uint32_t> chunk_member;    // the member each chunk belongs to
-  std::vector<uint32_t> chunks_begin;    // per member: first chunk (chunks_end = next)
-  std::vector<uint32_t> chunks_end;
-};
-
 struct Spooled {
-  std::vector<InputMember> members;
-  uint64_t trailer_offset = 0;  // where the end-of-archive marker starts
+  std::deque<InputMember> members;  // stable addresses: jobs point into it
+  uint64_t trailer_offset = 0;      // where the end-of-archive marker starts
   bool had_trailer = false;
 };
 
-// Pass 1: decompress, parse and spool the whole input.
-absl::StatusOr<Spooled> SpoolInput(InputStream& in, SpoolFile* spool) {
+// Pass 1: decompress, parse and spool the whole input. `complete(i)` is called (on this
+// thread) once member i's bytes are all in the spool; `cancel` stops reading early.
+absl::Status SpoolInput(InputStream& in, SpoolFile* spool, Spooled* s,
+                        const std::function<void(uint32_t)>& complete,
+                        const std::atomic<bool>& cancel) {
   ASSIGN_OR_RETURN(std::unique_ptr<InputStream> plain, NewDecompressingStream(&in));
   SpoolingInputStream tee(plain.get(), spool, nullptr);
   TarReader reader(&tee);
-  Spooled s;
+  const size_t first = s->members.size();  // a landmark may come first
   for (;;) {
+    if (cancel.load()) return absl::CancelledError("conversion cancelled");
     ASSIGN_OR_RETURN(std::optional<TarEntry> e, reader.Next());
-    if (!s.members.empty()) s.members.back().end_offset = reader.header_offset();
+    if (s->members.size() > first) {
+      s->members.back().end_offset = reader.header_offset();
+      complete(static_cast<uint32_t>(s->members.size() - 1));
+    }
     if (!e.has_value()) break;
-    if (s.members.size() >= kMaxMembers) {
+    if (s->members.size() >= kMaxMembers) {
       return absl::InvalidArgumentError(
           StrCat("input layer has more than ", kMaxMembers, " entries"));
     }
@@ -81,10 +70,10 @@ absl::StatusOr<Spooled> SpoolInput(InputStream& in, SpoolFile* spool) {
     m.entry = *std::move(e);
     m.header_offset = reader.header_offset();
     m.data_offset = reader.offset();
-    s.members.push_back(std::move(m));
+    s->members.push_back(std::move(m));
   }
-  s.trailer_offset = reader.header_offset();
-  s.had_trailer = reader.offset() > s.trailer_offset;
+  s->trailer_offset = reader.header_offset();
+  s->had_trailer = reader.offset() > s->trailer_offset;
   // Keep what follows the archive (zstd:chunked keeps the tar stream byte for byte) and read
   // the compressed input to its end, so its integrity check runs.
   std::string buf(1 << 16, '\0');
@@ -92,104 +81,14 @@ absl::StatusOr<Spooled> SpoolInput(InputStream& in, SpoolFile* spool) {
     ASSIGN_OR_RETURN(size_t n, tee.Read(absl::MakeSpan(buf)));
     if (n == 0) break;
   }
-  RETURN_IF_ERROR(spool->Flush());
-  return s;
+  return absl::OkStatus();
 }
 
-// Splits each regular file of `order` into chunks and groups everything into jobs.
-// eStargz (as the Go writer): a unit per chunk; the member's padding and the headers that
-// follow stay in its last chunk's unit; headers are re-encoded. zstd:chunked (as
-// containers/storage): a frame per chunk holding only the chunk, the raw tar bytes between
-// file contents in frames of their own.
-Layout PlanLayout(const std::vector<InputMember>& members, const std::vector<uint32_t>& order,
-                  const Spooled& spooled, uint64_t spool_size, LayerFormat format,
-                  uint64_t chunk_size) {
-  const bool estargz = format == LayerFormat::kEstargz;
-  Layout l;
-  l.chunks_begin.assign(members.size(), 0);
-  l.chunks_end.assign(members.size(), 0);
-  Job cur;
-  auto flush = [&]() {
-    if (!cur.pieces.empty()) l.jobs.push_back(std::move(cur));
-    cur = Job();
-  };
-  for (uint32_t m : order) {
-    const InputMember& im = members[m];
-    if (estargz || im.synthetic) {
-      cur.pieces.push_back({Piece::kHeader, m});
-    } else {
-      cur.pieces.push_back({Piece::kSpool, m, im.header_offset, im.data_offset - im.header_offset});
-    }
-    uint64_t size = im.entry.typeflag == '0' ? im.entry.size : 0;
-    l.chunks_begin[m] = l.chunks.size();
-    for (uint64_t off = 0; off < size; off += chunk_size) {
-      uint64_t len = std::min(chunk_size, size - off);
-      flush();
-      cur.chunk = static_cast<int64_t>(l.chunks.size());
-      WrittenChunk c;
-      c.file_offset = off;
-      c.size = len;
-      l.chunks.push_back(c);
-      l.chunk_member.push_back(m);
-      if (im.synthetic) {
-        cur.pieces.push_back({Piece::kData, m, off, len});
-      } else {
-        cur.pieces.push_back({Piece::kSpool, m, im.data_offset + off, len});
-      }
-      if (!estargz) flush();
-    }
-    l.chunks_end[m] = l.chunks.size();
-    // Padding after the data: raw from the spool (zstd:chunked keeps input bytes) or zeros.
-    uint64_t pad_at = im.data_offset + size;
-    if (!estargz && !im.synthetic) {
-      if (im.end_offset > pad_at) {
-        cur.pieces.push_back({Piece::kSpool, m, pad_at, im.end_offset - pad_at});
-      }
-    } else if (TarPaddingFor(size) > 0) {
-      cur.pieces.push_back({Piece::kZeros, m, 0, TarPaddingFor(size)});
-    }
-  }
-  if (!estargz) {
-    if (spooled.had_trailer) {
-      cur.pieces.push_back({Piece::kSpool, 0, spooled.trailer_offset, spool_size - spooled.trailer_offset});
-    } else {
-      cur.pieces.push_back({Piece::kZeros, 0, 0, 1024});
-    }
-  }
-  flush();
-  return l;
-}
-
-// Appends the bytes of `p` to `out`.
-absl::Status AppendPiece(const Piece& p, const std::vector<InputMember>& members,
-                         const SpoolFile& spool, std::string* out) {
-  switch (p.kind) {
-    case Piece::kHeader: {
-      TarEntry e = members[p.member].entry;
-      if (e.typeflag != '0') e.size = 0;
-      out->append(EncodeTarHeader(e));
-      return absl::OkStatus();
-    }
-    case Piece::kData:
-      out->append(members[p.member].data, p.off, p.len);
-      return absl::OkStatus();
-    case Piece::kZeros:
-      out->append(p.len, '\0');
-      return absl::OkStatus();
-    case Piece::kSpool: {
-      size_t at = out->size();
-      out->resize(at + p.len);
-      return spool.ReadAt(p.off, absl::MakeSpan(out->data() + at, p.len));
-    }
-  }
-  return absl::InternalError("bad piece");
-}
-
-// The in-order half of pass 2: writes units, hashes, fills in chunk offsets and digests.
+// The in-order half of pass 2: writes units, hashes, records chunk offsets and digests.
 class Sink {
  public:
-  Sink(OutputStream* out, Layout* layout, bool crc, std::function<void(uint64_t)> progress)
-      : out_(out), layout_(layout), crc_(crc), progress_(std::move(progress)) {}
+  Sink(OutputStream* out, bool crc, std::function<void(uint64_t)> progress)
+      : out_(out), crc_(crc), progress_(std::move(progress)) {}
 
   absl::Status Unit(std::string_view compressed, std::string_view raw) {
     RETURN_IF_ERROR(out_.Write(compressed));
@@ -209,13 +108,22 @@ class Sink {
     uint64_t at = out_.bytes();
     RETURN_IF_ERROR(Unit(o->compressed, o->raw));
     if (job.chunk < 0) return absl::OkStatus();
-    WrittenChunk& c = layout_->chunks[job.chunk];
+    if (static_cast<uint64_t>(job.chunk) != chunks_.size()) {
+      return absl::InternalError("converter: chunks out of order");
+    }
+    WrittenChunk c;
     c.offset = at;
     c.end_offset = out_.bytes();
+    c.file_offset = job.chunk_file_offset;
+    c.size = job.chunk_size;
     c.digest = o->chunk_digest;
-    uint32_t m = layout_->chunk_member[job.chunk];
-    uint32_t begin = layout_->chunks_begin[m], end = layout_->chunks_end[m];
-    if (end - begin == 1) {
+    chunks_.push_back(c);
+    uint32_t m = job.member;
+    if (file_digest_.size() <= m) {
+      file_digest_.resize(m + 1, Sha256::Of(""));
+      file_crc_.resize(m + 1, 0);
+    }
+    if (job.chunks_in_file == 1) {
       file_digest_[m] = o->chunk_digest;
       file_crc_[m] = o->chunk_crc64;
       return absl::OkStatus();
@@ -223,7 +131,7 @@ class Sink {
     std::string_view data = std::string_view(o->raw).substr(0, c.size);
     file_hasher_.Update(data);
     if (crc_) running_crc_ = Crc64Iso(running_crc_, data);
-    if (static_cast<uint32_t>(job.chunk) + 1 == end) {
+    if (job.chunk_in_file + 1 == job.chunks_in_file) {
       file_digest_[m] = file_hasher_.Finish();
       file_crc_[m] = running_crc_;
       running_crc_ = 0;
@@ -231,12 +139,14 @@ class Sink {
     return absl::OkStatus();
   }
 
-  void Resize(size_t members) {
-    file_digest_.assign(members, Sha256::Of(""));
-    file_crc_.assign(members, 0);
+  Sha256 file_digest(uint32_t m) const {
+    return m < file_digest_.size() ? file_digest_[m] : Sha256::Of("");
   }
-  const Sha256& file_digest(uint32_t m) const { return file_digest_[m]; }
-  uint64_t file_crc(uint32_t m) const { return file_crc_[m]; }
+  uint64_t file_crc(uint32_t m) const { return m < file_crc_.size() ? file_crc_[m] : 0; }
+  absl::Span<const WrittenChunk> ChunksOf(const LayoutBuilder& l, uint32_t m) const {
+    return absl::MakeConstSpan(chunks_).subspan(l.chunks_begin(m),
+                                                l.chunks_end(m) - l.chunks_begin(m));
+  }
   uint64_t bytes() const { return out_.bytes(); }
   uint64_t uncompressed() const { return uncompressed_; }
   Sha256 FinishBlob() { return out_.Finish(); }
@@ -244,28 +154,26 @@ class Sink {
 
  private:
   DigestingOutputStream out_;
-  Layout* layout_;
   bool crc_;
   std::function<void(uint64_t)> progress_;
   Sha256Hasher diff_, file_hasher_;
   uint64_t running_crc_ = 0, uncompressed_ = 0, reported_ = 0;
+  std::vector<WrittenChunk> chunks_;
   std::vector<Sha256> file_digest_;
   std::vector<uint64_t> file_crc_;
 };
 
 // eStargz tail: the TOC as a tar (stargz.index.json + end-of-archive) in its own gzip member,
 // then the footer.
-absl::Status WriteEstargzTail(const std::vector<InputMember>& members,
-                              const std::vector<uint32_t>& order, const Layout& l, Sink& sink,
-                              Compressor& gz, uint64_t chunk_size, ConvertResult* r) {
+absl::Status WriteEstargzTail(const std::deque<InputMember>& members, const LayoutBuilder& l,
+                              Sink& sink, Compressor& gz, uint64_t chunk_size,
+                              ConvertResult* r) {
   EstargzTocWriter toc(chunk_size);
-  for (uint32_t m : order) {
+  for (uint32_t m : l.order()) {
     const TarEntry& e = members[m].entry;
     bool reg = e.typeflag == '0';
     Sha256 digest = sink.file_digest(m);
-    toc.Add(e, reg ? &digest : nullptr,
-            absl::MakeConstSpan(l.chunks).subspan(l.chunks_begin[m],
-                                                  l.chunks_end[m] - l.chunks_begin[m]));
+    toc.Add(e, reg ? &digest : nullptr, sink.ChunksOf(l, m));
   }
   std::string json = toc.Finish();
   TarEntry te;
@@ -288,19 +196,19 @@ absl::Status WriteEstargzTail(const std::vector<InputMember>& members,
 }
 
 // zstd:chunked tail: manifest, tar-split and footer in skippable frames.
-absl::Status WriteZstdChunkedTail(const std::vector<InputMember>& members,
-                                  const std::vector<uint32_t>& order, const Layout& l,
-                                  const Spooled& spooled, const SpoolFile& spool, Sink& sink,
-                                  Compressor& zs, ConvertResult* r) {
+absl::Status WriteZstdChunkedTail(const Spooled& spooled, const LayoutBuilder& l,
+                                  const SpoolFile& spool, Sink& sink, Compressor& zs,
+                                  ConvertResult* r) {
+  const std::deque<InputMember>& members = spooled.members;
   // tar-split: the raw bytes between file contents as segments, each file as a record.
   TarSplitWriter ts;
   std::string seg;
-  for (uint32_t m : order) {
+  for (uint32_t m : l.order()) {
     const InputMember& im = members[m];
-    Piece header = im.synthetic ? Piece{Piece::kHeader, m}
-                                : Piece{Piece::kSpool, m, im.header_offset,
+    Piece header = im.synthetic ? Piece{Piece::kHeader, &im}
+                                : Piece{Piece::kSpool, &im, im.header_offset,
                                         im.data_offset - im.header_offset};
-    RETURN_IF_ERROR(AppendPiece(header, members, spool, &seg));
+    RETURN_IF_ERROR(AppendPiece(header, spool, &seg));
     ts.Segment(seg);
     seg.clear();
     uint64_t size = im.entry.typeflag == '0' ? im.entry.size : 0;
@@ -308,16 +216,16 @@ absl::Status WriteZstdChunkedTail(const std::vector<InputMember>& members,
     if (im.synthetic) {
       seg.append(TarPaddingFor(size), '\0');
     } else if (im.end_offset > im.data_offset + size) {
-      RETURN_IF_ERROR(AppendPiece({Piece::kSpool, m, im.data_offset + size,
+      RETURN_IF_ERROR(AppendPiece({Piece::kSpool, &im, im.data_offset + size,
                                    im.end_offset - im.data_offset - size},
-                                  members, spool, &seg));
+                                  spool, &seg));
     }
   }
   std::string tail;
   if (spooled.had_trailer) {
-    RETURN_IF_ERROR(AppendPiece({Piece::kSpool, 0, spooled.trailer_offset,
+    RETURN_IF_ERROR(AppendPiece({Piece::kSpool, nullptr, spooled.trailer_offset,
                                  spool.size() - spooled.trailer_offset},
-                                members, spool, &tail));
+                                spool, &tail));
   } else {
     tail = TarTrailer();
   }
@@ -330,11 +238,9 @@ absl::Status WriteZstdChunkedTail(const std::vector<InputMember>& members,
   Sha256 ts_digest = Sha256::Of(ts_compressed);
 
   ZstdChunkedTocWriter toc;
-  for (uint32_t m : order) {
+  for (uint32_t m : l.order()) {
     Sha256 digest = sink.file_digest(m);
-    toc.Add(members[m].entry, &digest,
-            absl::MakeConstSpan(l.chunks).subspan(l.chunks_begin[m],
-                                                  l.chunks_end[m] - l.chunks_begin[m]));
+    toc.Add(members[m].entry, &digest, sink.ChunksOf(l, m));
   }
   std::string json = toc.Finish(ts_digest);
   std::string manifest;
@@ -365,6 +271,52 @@ absl::Status WriteZstdChunkedTail(const std::vector<InputMember>& members,
   return absl::OkStatus();
 }
 
+// Pass 2 over `layout`: compress its jobs on `threads` workers and write them to `sink`.
+absl::Status Compress(LayoutBuilder& layout, const SpoolFile& spool, Sink& sink,
+                      std::vector<std::unique_ptr<Compressor>>& compressors, int threads,
+                      bool crc, const std::function<void()>& on_error) {
+  auto has_job = [&](size_t i) {
+    Job unused;
+    return layout.Get(i, &unused);
+  };
+  auto work = [&](size_t i, int thread, JobOutput* o) -> absl::Status {
+    Job job;
+    if (!layout.Get(i, &job)) return absl::InternalError("converter: job vanished");
+    uint64_t total = 0;
+    for (const Piece& p : job.pieces) total += p.kind == Piece::kHeader ? 2048 : p.len;
+    o->raw.reserve(total);
+    for (const Piece& p : job.pieces) RETURN_IF_ERROR(AppendPiece(p, spool, &o->raw));
+    if (job.chunk >= 0) {
+      std::string_view data = std::string_view(o->raw).substr(0, job.chunk_size);
+      o->chunk_digest = Sha256::Of(data);
+      if (crc) o->chunk_crc64 = Crc64Iso(0, data);
+    }
+    absl::Status s = compressors[thread]->Compress(o->raw, &o->compressed);
+    if (!s.ok()) on_error();
+    return s;
+  };
+  auto consume = [&](size_t i, JobOutput* o) -> absl::Status {
+    Job job;
+    if (!layout.Get(i, &job)) return absl::InternalError("converter: job vanished");
+    absl::Status s = sink.Consume(job, o);
+    if (!s.ok()) on_error();
+    return s;
+  };
+  size_t window = static_cast<size_t>(threads) * 2 + 2;
+  return RunOrdered(has_job, threads, window, work, consume);
+}
+
+// Copies the whole of `spool` to `out`.
+absl::Status CopySpool(const SpoolFile& spool, OutputStream& out) {
+  std::string buf(1 << 20, '\0');
+  for (uint64_t at = 0; at < spool.size(); at += buf.size()) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), spool.size() - at));
+    RETURN_IF_ERROR(spool.ReadAt(at, absl::MakeSpan(buf.data(), n)));
+    RETURN_IF_ERROR(out.Write(std::string_view(buf.data(), n)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ConvertResult> ConvertLayer(InputStream& in, OutputStream& out,
@@ -376,56 +328,90 @@ absl::StatusOr<ConvertResult> ConvertLayer(InputStream& in, OutputStream& out,
   int threads = options.threads > 0
                     ? options.threads
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto make = [&]() { return estargz ? NewGzipCompressor(options.level) : NewZstdCompressor(options.level); };
+  auto make = [&]() {
+    return estargz ? NewGzipCompressor(options.level) : NewZstdCompressor(options.level);
+  };
   std::vector<std::unique_ptr<Compressor>> compressors;
   for (int t = 0; t <= threads; ++t) {  // one per worker, the last for the tail
     ASSIGN_OR_RETURN(auto c, make());
     compressors.push_back(std::move(c));
   }
-
   ASSIGN_OR_RETURN(std::unique_ptr<SpoolFile> spool, SpoolFile::Create(options.temp_dir));
-  ASSIGN_OR_RETURN(Spooled spooled, SpoolInput(in, spool.get()));
+
+  // Without prioritized files the output order is the input order unless a name repeats:
+  // compress while reading (into a second spool), and keep the result if no name repeated.
+  // Otherwise (or then) plan the order once everything is read, and compress from the spool.
+  Spooled spooled;
+  std::optional<InputMember> landmark = LandmarkFor(options.format, options.prioritized_files);
+  if (landmark.has_value()) spooled.members.push_back(*std::move(landmark));
+  const bool has_landmark = !spooled.members.empty();
+  const bool streaming = options.prioritized_files.empty();
+  LayoutBuilder stream_layout(options.format, options.chunk_size);
+  std::unique_ptr<SpoolFile> blob_spool;
+  std::unique_ptr<SpoolOutputStream> blob_out;
+  if (streaming) {
+    ASSIGN_OR_RETURN(blob_spool, SpoolFile::Create(options.temp_dir));
+    blob_out = std::make_unique<SpoolOutputStream>(blob_spool.get());
+    if (has_landmark) stream_layout.Add(0, spooled.members[0]);
+  }
+  std::atomic<bool> cancel{false};
+  absl::Status read_status;
+  auto read = [&]() {
+    read_status = SpoolInput(in, spool.get(), &spooled, [&](uint32_t i) {
+      const InputMember& m = spooled.members[i];
+      if (streaming && !DroppedFromInput(m, options.format, has_landmark)) stream_layout.Add(i, m);
+    }, cancel);
+    if (streaming) {
+      if (read_status.ok()) {
+        stream_layout.Finish(spooled.had_trailer, spooled.trailer_offset, spool->size());
+      } else {
+        stream_layout.Abort();
+      }
+    }
+  };
   ConvertResult result;
+  std::optional<Sink> sink;
+  LayoutBuilder* layout = &stream_layout;
+  LayoutBuilder planned(options.format, options.chunk_size);
+  auto on_error = [&cancel]() { cancel.store(true); };
+  if (streaming) {
+    sink.emplace(blob_out.get(), !estargz, options.progress);
+    std::thread reader(read);
+    absl::Status s = Compress(stream_layout, *spool, *sink, compressors, threads, !estargz,
+                              on_error);
+    if (!s.ok()) cancel.store(true);
+    reader.join();
+    RETURN_IF_ERROR(read_status);
+    RETURN_IF_ERROR(s);
+  } else {
+    read();
+    RETURN_IF_ERROR(read_status);
+  }
   std::vector<uint32_t> order = PlanMemberOrder(&spooled.members, options.format,
                                                 options.prioritized_files,
                                                 &result.missed_prioritized_files);
-  const std::vector<InputMember>& members = spooled.members;
-  Layout layout = PlanLayout(members, order, spooled, spool->size(), options.format,
-                             options.chunk_size);
-
-  Sink sink(&out, &layout, !estargz, options.progress);
-  sink.Resize(members.size());
-  auto work = [&](size_t i, int thread, JobOutput* o) -> absl::Status {
-    const Job& job = layout.jobs[i];
-    uint64_t total = 0;
-    for (const Piece& p : job.pieces) total += p.kind == Piece::kHeader ? 2048 : p.len;
-    o->raw.reserve(total);
-    for (const Piece& p : job.pieces) RETURN_IF_ERROR(AppendPiece(p, members, *spool, &o->raw));
-    if (job.chunk >= 0) {
-      const WrittenChunk& c = layout.chunks[job.chunk];
-      std::string_view data = std::string_view(o->raw).substr(0, c.size);
-      o->chunk_digest = Sha256::Of(data);
-      if (!estargz) o->chunk_crc64 = Crc64Iso(0, data);
-    }
-    return compressors[thread]->Compress(o->raw, &o->compressed);
-  };
-  auto consume = [&](size_t i, JobOutput* o) { return sink.Consume(layout.jobs[i], o); };
-  size_t window = static_cast<size_t>(threads) * 2 + 2;
-  RETURN_IF_ERROR(RunOrdered(layout.jobs.size(), threads, window, work, consume));
+  if (!streaming || order != stream_layout.order()) {
+    if (streaming) LZ_LOG(kDebug, "convert: names repeat in the layer; writing it again in order");
+    for (uint32_t m : order) planned.Add(m, spooled.members[m]);
+    planned.Finish(spooled.had_trailer, spooled.trailer_offset, spool->size());
+    layout = &planned;
+    sink.emplace(&out, !estargz, options.progress);
+    RETURN_IF_ERROR(Compress(planned, *spool, *sink, compressors, threads, !estargz, on_error));
+  }
 
   Compressor& tail = *compressors.back();
   if (estargz) {
-    RETURN_IF_ERROR(WriteEstargzTail(members, order, layout, sink, tail, options.chunk_size,
+    RETURN_IF_ERROR(WriteEstargzTail(spooled.members, *layout, *sink, tail, options.chunk_size,
                                      &result));
   } else {
-    RETURN_IF_ERROR(WriteZstdChunkedTail(members, order, layout, spooled, *spool, sink, tail,
-                                         &result));
+    RETURN_IF_ERROR(WriteZstdChunkedTail(spooled, *layout, *spool, *sink, tail, &result));
   }
-  sink.ReportDone();
-  result.blob_size = sink.bytes();
-  result.blob_digest = sink.FinishBlob();
-  result.uncompressed_size = sink.uncompressed();
-  result.diff_id = sink.FinishDiff();
+  if (layout == &stream_layout) RETURN_IF_ERROR(CopySpool(*blob_spool, out));
+  sink->ReportDone();
+  result.blob_size = sink->bytes();
+  result.blob_digest = sink->FinishBlob();
+  result.uncompressed_size = sink->uncompressed();
+  result.diff_id = sink->FinishDiff();
   if (estargz) {
     result.annotations[kEstargzUncompressedSizeAnnotation] = StrCat(result.uncompressed_size);
   }

@@ -11,7 +11,8 @@ namespace {
 
 class Pipeline {
  public:
-  Pipeline(size_t n, size_t window) : n_(n), window_(window), slots_(window), ready_(window) {}
+  Pipeline(const std::function<bool(size_t)>& has_job, size_t window)
+      : has_job_(has_job), window_(window), slots_(window), ready_(window) {}
 
   void Worker(int thread, const std::function<absl::Status(size_t, int, JobOutput*)>& work) {
     for (;;) {
@@ -19,11 +20,16 @@ class Pipeline {
       {
         absl::MutexLock lock(&mu_);
         auto can_start = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-          return !error_.ok() || next_ >= n_ || next_ < consumed_ + window_;
+          return !error_.ok() || end_ || next_ < consumed_ + window_;
         };
         mu_.Await(absl::Condition(&can_start));
-        if (!error_.ok() || next_ >= n_) return;
+        if (!error_.ok() || end_) return;
         i = next_++;
+      }
+      if (!has_job_(i)) {
+        absl::MutexLock lock(&mu_);
+        end_ = true;
+        return;
       }
       JobOutput out;
       absl::Status s = work(i, thread, &out);
@@ -38,7 +44,8 @@ class Pipeline {
   }
 
   absl::Status Consume(const std::function<absl::Status(size_t, JobOutput*)>& consume) {
-    for (size_t i = 0; i < n_; ++i) {
+    for (size_t i = 0;; ++i) {
+      if (!has_job_(i)) break;
       JobOutput out;
       {
         absl::MutexLock lock(&mu_);
@@ -67,8 +74,10 @@ class Pipeline {
   }
 
  private:
-  const size_t n_, window_;
+  const std::function<bool(size_t)>& has_job_;
+  const size_t window_;
   absl::Mutex mu_;
+  bool end_ ABSL_GUARDED_BY(mu_) = false;     // some worker found there is no job next_-1
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;      // next job to start
   size_t consumed_ ABSL_GUARDED_BY(mu_) = 0;  // jobs consumed so far
   std::vector<JobOutput> slots_ ABSL_GUARDED_BY(mu_);
@@ -81,9 +90,15 @@ class Pipeline {
 absl::Status RunOrdered(size_t n, int threads, size_t window,
                         const std::function<absl::Status(size_t, int, JobOutput*)>& work,
                         const std::function<absl::Status(size_t, JobOutput*)>& consume) {
+  return RunOrdered([n](size_t i) { return i < n; }, threads, window, work, consume);
+}
+
+absl::Status RunOrdered(const std::function<bool(size_t)>& has_job, int threads, size_t window,
+                        const std::function<absl::Status(size_t, int, JobOutput*)>& work,
+                        const std::function<absl::Status(size_t, JobOutput*)>& consume) {
   if (threads < 1) threads = 1;
   if (window < 1) window = 1;
-  Pipeline p(n, window);
+  Pipeline p(has_job, window);
   std::vector<std::thread> pool;
   pool.reserve(threads);
   for (int t = 0; t < threads; ++t) pool.emplace_back([&p, &work, t] { p.Worker(t, work); });

@@ -32,6 +32,13 @@ absl::Status RunOrdered(size_t n, int threads, size_t window,
                         const std::function<absl::Status(size_t, int, JobOutput*)>& work,
                         const std::function<absl::Status(size_t, JobOutput*)>& consume);
 
+// The same for jobs that are still being produced: has_job(i) blocks until job i exists
+// (true) or it is known there is none (false; then there is no job past i either). It is
+// called from the workers and the calling thread, and must be thread-safe.
+absl::Status RunOrdered(const std::function<bool(size_t)>& has_job, int threads, size_t window,
+                        const std::function<absl::Status(size_t, int, JobOutput*)>& work,
+                        const std::function<absl::Status(size_t, JobOutput*)>& consume);
+
 }  // namespace lazysnap
 
 #endif  // LAZYSNAP_FORMAT_CONVERT_PIPELINE_H_

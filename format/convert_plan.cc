@@ -48,7 +48,7 @@ std::string ParentOf(const std::string& clean) {
 
 // Moves `name`, its parents and (for hard links) its target from `in` to `out`. False if
 // `name` itself is in neither.
-bool MoveRec(const std::vector<InputMember>& members, const std::string& name, MemberList* in,
+bool MoveRec(const std::deque<InputMember>& members, const std::string& name, MemberList* in,
              MemberList* out, int depth) {
   if (depth > 4096) return false;
   if (name.empty()) {
@@ -76,16 +76,34 @@ bool MoveRec(const std::vector<InputMember>& members, const std::string& name, M
 
 }  // namespace
 
-std::vector<uint32_t> PlanMemberOrder(std::vector<InputMember>* members, LayerFormat format,
+std::optional<InputMember> LandmarkFor(LayerFormat format,
+                                      const std::vector<std::string>& prioritized) {
+  if (format != LayerFormat::kEstargz && prioritized.empty()) return std::nullopt;
+  InputMember lm;
+  lm.synthetic = true;
+  lm.entry.name = prioritized.empty() ? kNoPrefetchLandmark : kPrefetchLandmark;
+  lm.clean_name = lm.entry.name;
+  lm.entry.typeflag = '0';
+  lm.data = std::string(1, '\x0f');
+  lm.entry.size = 1;
+  return lm;
+}
+
+bool DroppedFromInput(const InputMember& m, LayerFormat format, bool landmark) {
+  if (m.synthetic) return true;
+  if (format == LayerFormat::kEstargz && m.clean_name == kEstargzTocTarName) return true;
+  return landmark && (m.clean_name == kPrefetchLandmark || m.clean_name == kNoPrefetchLandmark);
+}
+
+std::vector<uint32_t> PlanMemberOrder(std::deque<InputMember>* members, LayerFormat format,
                                       const std::vector<std::string>& prioritized,
                                       std::vector<std::string>* missed) {
-  const bool estargz = format == LayerFormat::kEstargz;
-  const bool landmark = estargz || !prioritized.empty();
+  std::optional<InputMember> want_landmark = LandmarkFor(format, prioritized);
+  const bool landmark = want_landmark.has_value();
   MemberList in;
   for (uint32_t i = 0; i < members->size(); ++i) {
+    if (DroppedFromInput((*members)[i], format, landmark)) continue;
     const std::string& name = (*members)[i].clean_name;
-    if (estargz && name == kEstargzTocTarName) continue;
-    if (landmark && (name == kPrefetchLandmark || name == kNoPrefetchLandmark)) continue;
     in.Add(i, name);
   }
   MemberList sorted;
@@ -94,15 +112,15 @@ std::vector<uint32_t> PlanMemberOrder(std::vector<InputMember>* members, LayerFo
     if (!clean.ok() || !MoveRec(*members, *clean, &in, &sorted, 0)) missed->push_back(p);
   }
   if (landmark) {
-    InputMember lm;
-    lm.synthetic = true;
-    lm.entry.name = prioritized.empty() ? kNoPrefetchLandmark : kPrefetchLandmark;
-    lm.clean_name = lm.entry.name;
-    lm.entry.typeflag = '0';
-    lm.data = std::string(1, '\x0f');
-    lm.entry.size = 1;
-    members->push_back(std::move(lm));
-    sorted.Add(static_cast<uint32_t>(members->size() - 1), members->back().clean_name);
+    // Reuse a landmark the caller put in first (streaming conversion), else add one.
+    uint32_t at;
+    if (!members->empty() && (*members)[0].synthetic) {
+      at = 0;
+    } else {
+      members->push_back(*std::move(want_landmark));
+      at = static_cast<uint32_t>(members->size() - 1);
+    }
+    sorted.Add(at, (*members)[at].clean_name);
   }
   std::vector<uint32_t> order;
   sorted.AppendTo(&order);

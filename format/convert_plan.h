@@ -7,6 +7,8 @@
 #define LAZYSNAP_FORMAT_CONVERT_PLAN_H_
 
 #include <cstdint>
+#include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,13 +30,21 @@ struct InputMember {
   std::string data;            // synthetic members' data
 };
 
-// Returns the output order as indices into `members`, appending the landmark member to it
-// when one is written. eStargz: drops stargz.index.json and existing landmarks, always
+// The landmark member the output gets, if any (see PlanMemberOrder).
+std::optional<InputMember> LandmarkFor(LayerFormat format,
+                                       const std::vector<std::string>& prioritized);
+
+// Whether an input member never reaches the output whatever the order (synthetic members,
+// eStargz's own TOC, existing landmarks when the output gets one).
+bool DroppedFromInput(const InputMember& m, LayerFormat format, bool landmark);
+
+// Returns the output order as indices into `members`. The landmark (LandmarkFor) is
+// members[0] if the caller put a synthetic member there, else it is appended. eStargz: drops stargz.index.json and existing landmarks, always
 // writes a landmark (.prefetch.landmark after the prioritized files, .no.prefetch.landmark
 // first when `prioritized` is empty). zstd:chunked: landmarks only when `prioritized` is not
 // empty. Prioritized names not in the layer are appended to `missed` (not an error: a trace
 // covers all layers of an image); their parent directories need not exist.
-std::vector<uint32_t> PlanMemberOrder(std::vector<InputMember>* members, LayerFormat format,
+std::vector<uint32_t> PlanMemberOrder(std::deque<InputMember>* members, LayerFormat format,
                                       const std::vector<std::string>& prioritized,
                                       std::vector<std::string>* missed);
 

@@ -33,27 +33,20 @@ absl::StatusOr<std::unique_ptr<SpoolFile>> SpoolFile::Create(const std::string& 
 SpoolFile::~SpoolFile() { ::close(fd_); }
 
 absl::Status SpoolFile::Append(std::string_view data) {
-  buffer_.append(data);
-  size_ += data.size();
-  if (buffer_.size() >= (4u << 20)) return Flush();
-  return absl::OkStatus();
-}
-
-absl::Status SpoolFile::Flush() {
-  std::string_view rest = buffer_;
-  uint64_t at = size_ - buffer_.size();
-  while (!rest.empty()) {
-    ssize_t n = ::pwrite(fd_, rest.data(), rest.size(), static_cast<off_t>(at));
+  // Written through, so appended bytes are readable at once (streaming conversion).
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(size_));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoToStatus(errno, StrCat("write spool file in ", path_));
     }
-    rest.remove_prefix(static_cast<size_t>(n));
-    at += static_cast<uint64_t>(n);
+    data.remove_prefix(static_cast<size_t>(n));
+    size_ += static_cast<uint64_t>(n);
   }
-  buffer_.clear();
   return absl::OkStatus();
 }
+
+absl::Status SpoolFile::Flush() { return absl::OkStatus(); }
 
 absl::Status SpoolFile::ReadAt(uint64_t offset, absl::Span<char> buf) const {
   size_t done = 0;

@@ -24,11 +24,11 @@ class SpoolFile {
   SpoolFile(const SpoolFile&) = delete;
   SpoolFile& operator=(const SpoolFile&) = delete;
 
-  // Appends (buffered). Single writer; not concurrent with ReadAt.
+  // Appends (written through: readable by ReadAt once this returns). Single writer.
   absl::Status Append(std::string_view data);
-  // Writes out the buffer; call before the first ReadAt.
   absl::Status Flush();
-  // Reads exactly buf.size() bytes at `offset` (pread). Thread-safe after Flush().
+  // Reads exactly buf.size() bytes at `offset` (pread) of what was appended. Thread-safe,
+  // also concurrently with Append.
   absl::Status ReadAt(uint64_t offset, absl::Span<char> buf) const;
   uint64_t size() const { return size_; }
 
@@ -36,8 +36,17 @@ class SpoolFile {
   SpoolFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
   int fd_;
   std::string path_;
-  std::string buffer_;
   uint64_t size_ = 0;
+};
+
+// Adapts a SpoolFile (not owned) as an OutputStream.
+class SpoolOutputStream : public OutputStream {
+ public:
+  explicit SpoolOutputStream(SpoolFile* spool) : spool_(spool) {}
+  absl::Status Write(std::string_view data) override { return spool_->Append(data); }
+
+ private:
+  SpoolFile* spool_;
 };
 
 // Reads `in` (not owned) in large blocks, appends every byte to `spool` (not owned) and
