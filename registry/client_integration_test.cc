@@ -165,6 +165,44 @@ TEST_F(ClientIntegrationTest, ManifestsIndexesAndPlatforms) {
   EXPECT_TRUE(absl::IsNotFound(client_->FetchManifest(ref_.WithObject("nope")).status()));
 }
 
+TEST_F(ClientIntegrationTest, DockerManifestList) {
+  std::string config = R"({"architecture":"arm64","os":"linux"})";
+  std::string layer = Pattern(2000, 2);
+  ASSERT_TRUE(client_->PushBlob(ref_, config).ok());
+  ASSERT_TRUE(client_->PushBlob(ref_, layer).ok());
+  Manifest m;
+  m.media_type = kDockerManifestMediaType;
+  m.config = DescriptorOf(kDockerConfigMediaType, config);
+  m.layers.push_back(DescriptorOf(kDockerLayerGzipMediaType, layer));
+  const std::string amd64 = SerializeManifest(m);
+  const std::string arm64 = amd64 + "\n";
+  for (const std::string* bytes : {&amd64, &arm64}) {
+    auto d = client_->PushManifest(ref_.WithObject(Sha256::Of(*bytes).ToString()),
+                                   kDockerManifestMediaType, *bytes);
+    ASSERT_TRUE(d.ok()) << d.status();
+  }
+  Index list;
+  list.media_type = kDockerManifestListMediaType;
+  Descriptor a = DescriptorOf(kDockerManifestMediaType, arm64);
+  a.platform = Platform{"linux", "arm64", "v8", "", {}};
+  Descriptor b = DescriptorOf(kDockerManifestMediaType, amd64);
+  b.platform = Platform::Default();
+  list.manifests = {a, b};
+  Reference multi = ref_.WithObject("multi");
+  ASSERT_TRUE(
+      client_->PushManifest(multi, kDockerManifestListMediaType, SerializeIndex(list)).ok());
+  auto top = client_->Resolve(multi);
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_EQ(top->media_type, kDockerManifestListMediaType);
+  auto image = client_->ResolveImage(multi);
+  ASSERT_TRUE(image.ok()) << image.status();
+  EXPECT_EQ(image->bytes, amd64);
+  EXPECT_EQ(image->descriptor.media_type, kDockerManifestMediaType);
+  auto arm = client_->ResolveImage(multi, *Platform::Parse("linux/arm64/v8"));
+  ASSERT_TRUE(arm.ok()) << arm.status();
+  EXPECT_EQ(arm->bytes, arm64);
+}
+
 TEST_F(ClientIntegrationTest, ChunkedUploadAndMount) {
   ClientOptions opts;
   opts.upload_chunk_size = 100000;
