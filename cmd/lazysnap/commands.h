@@ -27,6 +27,8 @@ using CommandBody = std::function<int()>;
 
 // `lazysnap image convert` (image_convert_cmd.cc).
 void AddImageConvertCommand(CLI::App& image, CommandBody* run);
+// `lazysnap mount` (mount_cmd.cc).
+void AddMountCommand(CLI::App& app, CommandBody* run);
 
 // Prints "lazysnap: error: <message>" to stderr; returns kExitUsage for InvalidArgument
 // statuses raised while reading arguments (`usage` true) and kExitRuntimeError otherwise.

@@ -35,6 +35,7 @@ int Main(int argc, char** argv) {
   CLI::App* image = app.add_subcommand("image", "Work with container images");
   image->require_subcommand(1);
   AddImageConvertCommand(*image, &run);
+  AddMountCommand(app, &run);
 
   if (argc <= 1) {
     std::fputs(app.help().c_str(), stderr);
