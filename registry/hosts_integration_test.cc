@@ -44,24 +44,32 @@ class HostsIntegrationTest : public ::testing::Test {
     return std::make_unique<RegistryClient>(transport_.get(), nullptr, o);
   }
 
+  void MakeCa() {
+    ASSERT_TRUE(RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=lazysnap-test-ca", "-keyout", Path("ca.key"), "-out",
+                            Path("ca.pem")})
+                    .ok());
+  }
+  // NAME.key and NAME.pem signed by the CA, with `ext` (an openssl extension file's text).
+  void MakeCert(const std::string& name, const std::string& subject, const std::string& ext) {
+    ASSERT_TRUE(RunCommand({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
+                            "-keyout", Path(name + ".key"), "-out", Path(name + ".csr")})
+                    .ok());
+    ASSERT_TRUE(WriteFileAtomically(Path(name + ".ext"), ext).ok());
+    ASSERT_TRUE(RunCommand({"openssl", "x509", "-req", "-in", Path(name + ".csr"), "-CA",
+                            Path("ca.pem"), "-CAkey", Path("ca.key"), "-CAcreateserial", "-days",
+                            "1", "-extfile", Path(name + ".ext"), "-out", Path(name + ".pem")})
+                    .ok());
+  }
+
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<CurlTransport> transport_;
 };
 
 TEST_F(HostsIntegrationTest, TlsWithTestCa) {
   // A CA and a server certificate for 127.0.0.1 signed by it.
-  ASSERT_TRUE(
-      RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                  "/CN=lazysnap-test-ca", "-keyout", Path("ca.key"), "-out", Path("ca.pem")})
-          .ok());
-  ASSERT_TRUE(RunCommand({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj",
-                          "/CN=127.0.0.1", "-keyout", Path("srv.key"), "-out", Path("srv.csr")})
-                  .ok());
-  ASSERT_TRUE(WriteFileAtomically(Path("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").ok());
-  ASSERT_TRUE(RunCommand({"openssl", "x509", "-req", "-in", Path("srv.csr"), "-CA", Path("ca.pem"),
-                          "-CAkey", Path("ca.key"), "-CAcreateserial", "-days", "1", "-extfile",
-                          Path("ext.cnf"), "-out", Path("srv.pem")})
-                  .ok());
+  MakeCa();
+  MakeCert("srv", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\n");
   std::filesystem::create_directories(Path("reg"));
   RegistryConfig cfg;
   cfg.tls_cert = Path("srv.pem");
@@ -112,6 +120,32 @@ TEST_F(HostsIntegrationTest, TlsWithTestCa) {
   auto insecure = Client()->FetchBlob(ref, d->digest, blob.size());
   ASSERT_TRUE(insecure.ok()) << insecure.status();
   EXPECT_TRUE(*insecure == blob);
+}
+
+TEST_F(HostsIntegrationTest, ClientCertificates) {
+  MakeCa();
+  MakeCert("srv", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\n");
+  MakeCert("client", "/CN=lazysnap-client", "extendedKeyUsage=clientAuth\n");
+  std::filesystem::create_directories(Path("reg"));
+  RegistryConfig cfg;
+  cfg.tls_cert = Path("srv.pem");
+  cfg.tls_key = Path("srv.key");
+  cfg.tls_client_ca = Path("ca.pem");
+  auto reg = RegistryProcess::Start(cfg, Path("reg"));
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  const std::string host = (*reg)->host();
+  Reference ref = *Reference::Parse(StrCat(host, "/mtls/app:1"));
+  WriteHostsToml(host, StrCat("server = \"https://", host, "\"\nca = \"", Path("ca.pem"), "\"\n"));
+  EXPECT_FALSE(Client()->PushBlob(ref, "no client certificate").ok());
+  WriteHostsToml(
+      host, StrCat("server = \"https://", host, "\"\nca = \"", Path("ca.pem"), "\"\nclient = [[\"",
+                   Path("client.pem"), "\", \"", Path("client.key"), "\"]]\n"));
+  auto client = Client();
+  auto d = client->PushBlob(ref, "with a client certificate");
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto back = client->FetchBlob(ref, d->digest, 100);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, "with a client certificate");
 }
 
 TEST_F(HostsIntegrationTest, PullThroughMirrorThenFallbackToOrigin) {

@@ -126,6 +126,8 @@ absl::StatusOr<std::unique_ptr<RegistryProcess>> RegistryProcess::Start(const Re
       port, "\n  secret: lazysnap-test-secret\n");
   if (!c.tls_cert.empty()) {
     StrAppend(&yml, "  tls:\n    certificate: ", c.tls_cert, "\n    key: ", c.tls_key, "\n");
+    if (!c.tls_client_ca.empty())
+      StrAppend(&yml, "    clientcas:\n      - ", c.tls_client_ca, "\n");
   }
   if (!c.htpasswd_file.empty()) {
     StrAppend(&yml, "auth:\n  htpasswd:\n    realm: lazysnap-test\n    path: ", c.htpasswd_file,

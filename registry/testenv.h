@@ -37,6 +37,7 @@ absl::Status WaitForPort(int port, absl::Duration timeout);
 
 struct RegistryConfig {
   std::string tls_cert, tls_key;  // PEM files: serve HTTPS
+  std::string tls_client_ca;      // PEM CA: require client certificates it signed
   std::string htpasswd_file;      // bcrypt htpasswd: basic auth
   std::string token_realm;        // token auth: realm URL, service, issuer, CA bundle of signer
   std::string token_service, token_issuer, token_root_bundle;
