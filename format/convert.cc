@@ -328,6 +328,7 @@ absl::StatusOr<ConvertResult> ConvertLayer(InputStream& in, OutputStream& out,
   int threads = options.threads > 0
                     ? options.threads
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = std::min(threads, 64);
   auto make = [&]() {
     return estargz ? NewGzipCompressor(options.level) : NewZstdCompressor(options.level);
   };

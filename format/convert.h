@@ -26,10 +26,11 @@ struct ConvertOptions {
   // Paths (as in the tar, normalized) to put first, in this order, followed by
   // `.prefetch.landmark`. Empty: a `.no.prefetch.landmark` is written instead.
   std::vector<std::string> prioritized_files;
-  // Compression threads; 0 = all cores.
+  // Compression threads; 0 = all cores (at most 64).
   int threads = 0;
-  // Directory for the spool file holding the uncompressed input (unlinked, removed when the
-  // conversion ends); "" = $TMPDIR or /tmp. It needs room for the uncompressed layer.
+  // Directory for the spool files (unlinked, gone when the conversion ends): the
+  // uncompressed input and, while compressing during the read, the output. "" = $TMPDIR or
+  // /tmp. It needs room for the uncompressed layer plus the converted one.
   std::string temp_dir;
   // Called now and then (from the calling thread) with the uncompressed bytes converted so
   // far, i.e. written to the output; the input is read and spooled first (count the source

@@ -351,6 +351,12 @@ TEST(ConvertTest, CorruptInputIsAClearError) {
 
   o.chunk_size = 100;
   EXPECT_EQ(Convert(input, o, &blob).status().code(), absl::StatusCode::kInvalidArgument);
+  o.chunk_size = kChunk;
+  o.level = 13;  // gzip levels are 1..12
+  EXPECT_EQ(Convert(input, o, &blob).status().code(), absl::StatusCode::kInvalidArgument);
+  o.format = LayerFormat::kZstdChunked;
+  o.level = 20;  // zstd levels are 1..19
+  EXPECT_EQ(Convert(input, o, &blob).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ConvertZstdChunkedTest, TarStreamKeptByteForByte) {
