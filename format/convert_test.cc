@@ -290,6 +290,22 @@ TEST(ConvertEstargzTest, LaterDuplicateWinsAndOldLandmarksAndTocAreDropped) {
   EXPECT_EQ(out[2].data, "second");
 }
 
+TEST(ConvertEstargzTest, ConvertingItsOwnOutputAgainGivesTheSameLayer) {
+  ConvertOptions o;
+  o.chunk_size = kChunk;
+  std::string once, twice, via_zstd;
+  ASSERT_TRUE(Convert(MakeTar(SampleMembers()), o, &once).ok());
+  auto r = Convert(once, o, &twice);  // landmark and TOC of the input are replaced
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(once, twice);
+  ConvertOptions z = o;
+  z.format = LayerFormat::kZstdChunked;
+  std::string zst;
+  ASSERT_TRUE(Convert(MakeTar(SampleMembers()), z, &zst).ok());
+  ASSERT_TRUE(Convert(zst, o, &via_zstd).ok());
+  EXPECT_EQ(once, via_zstd);
+}
+
 TEST(ConvertTest, DeterministicWhateverTheThreads) {
   std::string input = MakeTar(SampleMembers());
   for (LayerFormat f : {LayerFormat::kEstargz, LayerFormat::kZstdChunked}) {
