@@ -413,9 +413,10 @@ absl::StatusOr<ConvertResult> ConvertLayer(InputStream& in, OutputStream& out,
   result.blob_digest = sink->FinishBlob();
   result.uncompressed_size = sink->uncompressed();
   result.diff_id = sink->FinishDiff();
-  if (estargz) {
-    result.annotations[kEstargzUncompressedSizeAnnotation] = StrCat(result.uncompressed_size);
-  }
+  // Both formats: stargz-snapshotter verifies zstd:chunked TOCs with these too (as
+  // ctr-remote's zstd:chunked converter writes them); containers/storage ignores them.
+  result.annotations[kEstargzTocDigestAnnotation] = result.toc_digest.ToString();
+  result.annotations[kEstargzUncompressedSizeAnnotation] = StrCat(result.uncompressed_size);
   return result;
 }
 

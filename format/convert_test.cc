@@ -389,6 +389,8 @@ TEST(ConvertZstdChunkedTest, TarStreamKeptByteForByte) {
   EXPECT_EQ(r->diff_id, Sha256::Of(input));
   EXPECT_EQ(r->uncompressed_size, input.size());
   EXPECT_EQ(r->media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
+  EXPECT_EQ(r->annotations.at(kEstargzTocDigestAnnotation), r->toc_digest.ToString());
+  EXPECT_EQ(r->annotations.at(kEstargzUncompressedSizeAnnotation), std::to_string(input.size()));
 
   // Annotations and footer agree, and the manifest is where they say.
   MemoryBlobSource src(blob);
