@@ -54,6 +54,13 @@ class OverlaySnapshotter {
   absl::StatusOr<std::vector<Info>> List(const std::vector<std::string>& filters);
   // Removes directories under snapshots/ that belong to no snapshot (left by a crash).
   absl::Status Cleanup();
+  // Mounts every committed remote layer of the metadata again through the mounter (after a
+  // restart; call before serving). A layer that cannot be mounted is logged and stays
+  // unavailable (Prepare/View/Mounts above it fail its Check). remote_restore.cc.
+  struct RestoreResult {
+    size_t restored = 0, failed = 0;
+  };
+  absl::StatusOr<RestoreResult> RestoreRemoteLayers();
 
   ~OverlaySnapshotter();
   OverlaySnapshotter(const OverlaySnapshotter&) = delete;

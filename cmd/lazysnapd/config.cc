@@ -37,6 +37,10 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
   RETURN_IF_ERROR(GetString(t, "root", "", &c.root));
   RETURN_IF_ERROR(GetString(t, "address", "", &c.address));
   RETURN_IF_ERROR(GetString(t, "log_level", "", &c.log_level));
+  if (const toml::node* n = t.get("lazy_pull")) {
+    if (!n->is_boolean()) return absl::InvalidArgumentError("config: lazy_pull: expected a boolean");
+    c.lazy_pull = *n->value<bool>();
+  }
   LogLevel level;
   if (!ParseLogLevel(c.log_level, &level)) {
     return absl::InvalidArgumentError(StrCat("config: log_level: unknown level \"", c.log_level,
@@ -44,7 +48,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
   }
   for (const auto& [k, v] : t) {
     std::string_view key = k.str();
-    if (key == "root" || key == "address" || key == "log_level") continue;
+    if (key == "root" || key == "address" || key == "log_level" || key == "lazy_pull") continue;
     if (key == "registry" || key == "cache") {
       if (!v.is_table()) {
         return absl::InvalidArgumentError(StrCat("config: [", key, "] must be a table"));

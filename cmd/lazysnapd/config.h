@@ -20,6 +20,7 @@ struct DaemonConfig {
   std::string log_level = "info";                       // debug, info, warn, error
   std::string registry_config_path = "/etc/containerd/certs.d";  // [registry] config_path
   uint64_t cache_max_bytes = 10ull << 30;               // [cache] max_bytes; 0: no limit
+  bool lazy_pull = true;  // mount seekable layers lazily; false: plain overlayfs snapshotter
 
   // Keys the file had that lazysnapd does not know (reported as warnings, not errors, so
   // that one file can serve several versions).

@@ -51,6 +51,17 @@ TEST(DaemonConfigTest, RejectsBadValues) {
   EXPECT_NE(syntax.status().message().find("line 1"), std::string::npos) << syntax.status();
 }
 
+TEST(DaemonConfigTest, LazyPull) {
+  auto c = ParseDaemonConfig("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->lazy_pull);
+  c = ParseDaemonConfig("lazy_pull = false");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->lazy_pull);
+  EXPECT_TRUE(c->unknown_keys.empty());
+  EXPECT_TRUE(absl::IsInvalidArgument(ParseDaemonConfig("lazy_pull = \"no\"").status()));
+}
+
 TEST(DaemonConfigTest, MissingFileIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(LoadDaemonConfig("/nonexistent/lazysnap.toml").status()));
 }

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "cmd/lazysnapd/config.h"
+#include "remote/registry_mounter.h"
 #include "snapshotter/grpc_service.h"
 #include "snapshotter/overlay_snapshotter.h"
 #include "snapshotter/remote_layer.h"
@@ -75,8 +77,24 @@ absl::Status PrepareSocketPath(const std::string& address) {
 
 absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
   RETURN_IF_ERROR(PrepareSocketPath(config.address));
-  ASSIGN_OR_RETURN(auto snapshotter,
-                   OverlaySnapshotter::Open(config.root, NewUnavailableRemoteLayerMounter()));
+  std::unique_ptr<RemoteLayerMounter> mounter;
+  if (config.lazy_pull) {
+    RegistryMounterOptions options;
+    options.cache_root = StrCat(config.root, "/cache");
+    options.cache_max_bytes = config.cache_max_bytes;
+    options.hosts_dir = config.registry_config_path;
+    if (const char* home = getenv("HOME")) options.docker_config = StrCat(home, "/.docker/config.json");
+    ASSIGN_OR_RETURN(mounter, RegistryLayerMounter::Create(options));
+  } else {
+    LZ_LOG(kInfo, "lazy pulling disabled: every layer is pulled and unpacked by containerd");
+    mounter = NewUnavailableRemoteLayerMounter();
+  }
+  ASSIGN_OR_RETURN(auto snapshotter, OverlaySnapshotter::Open(config.root, std::move(mounter)));
+  // Before serving: containers may already run on the remote layers of the last process.
+  ASSIGN_OR_RETURN(OverlaySnapshotter::RestoreResult restored, snapshotter->RestoreRemoteLayers());
+  if (restored.restored + restored.failed > 0) {
+    LZ_LOG(kInfo, "remote snapshots restored: ", restored.restored, ", failed: ", restored.failed);
+  }
   SnapshotsService service(snapshotter.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(StrCat("unix:", config.address), grpc::InsecureServerCredentials());

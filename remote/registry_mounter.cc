@@ -1,0 +1,255 @@
+#include "remote/registry_mounter.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <system_error>
+
+#include "base/errors.h"
+#include "base/log.h"
+#include "base/status_macros.h"
+#include "base/strings.h"
+#include "registry/blob_reader.h"
+#include "registry/curl_transport.h"
+#include "remote/toc_store.h"
+
+namespace lazysnap {
+
+namespace {
+
+registry::ClientOptions ClientOptionsFor(const RegistryMounterOptions& options,
+                                         absl::Duration deadline) {
+  registry::ClientOptions o;
+  o.hosts_dir = options.hosts_dir;
+  o.retry.deadline = deadline;
+  o.retry.attempt_timeout = std::min(o.retry.attempt_timeout, deadline);
+  return o;
+}
+
+}  // namespace
+
+struct RegistryLayerMounter::Mounted {
+  RemoteLayerStats info;           // all but `cache`
+  LayerPin pin;                    // released after the filesystem is gone (declared first)
+  std::unique_ptr<LayerFs> fs;
+
+  RemoteLayerStats Stats() const {
+    RemoteLayerStats s = info;
+    s.cache = fs->cache().stats();
+    return s;
+  }
+};
+
+struct RegistryLayerMounter::Slot {
+  absl::Mutex mu;
+  std::weak_ptr<const SeekableLayer> layer ABSL_GUARDED_BY(mu);
+};
+
+absl::StatusOr<std::unique_ptr<RegistryLayerMounter>> RegistryLayerMounter::Create(
+    const RegistryMounterOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<registry::CurlTransport> transport,
+                   registry::CurlTransport::Create());
+  auto credentials = std::make_unique<registry::CredentialStore>();
+  if (!options.docker_config.empty()) {
+    absl::Status s = credentials->AddDockerConfigFile(options.docker_config);
+    if (!s.ok()) LZ_LOG(kWarning, "registry credentials: ", s.ToString());
+  }
+  CacheManagerOptions cache_options;
+  cache_options.size_limit_bytes = options.cache_max_bytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<CacheManager> cache,
+                   CacheManager::Open(options.cache_root, cache_options));
+  return std::unique_ptr<RegistryLayerMounter>(new RegistryLayerMounter(
+      options, std::move(transport), std::move(credentials), std::move(cache)));
+}
+
+RegistryLayerMounter::RegistryLayerMounter(const RegistryMounterOptions& options,
+                                           std::unique_ptr<registry::HttpTransport> transport,
+                                           std::unique_ptr<registry::CredentialStore> credentials,
+                                           std::unique_ptr<CacheManager> cache)
+    : options_(options),
+      transport_(std::move(transport)),
+      credentials_(std::move(credentials)),
+      client_(std::make_unique<registry::RegistryClient>(
+          transport_.get(), credentials_.get(), ClientOptionsFor(options, options.read_deadline))),
+      mount_client_(std::make_unique<registry::RegistryClient>(
+          transport_.get(), credentials_.get(), ClientOptionsFor(options, options.mount_deadline))),
+      cache_(std::move(cache)) {}
+
+RegistryLayerMounter::~RegistryLayerMounter() {
+  std::map<std::string, std::unique_ptr<Mounted>> mounts;
+  {
+    absl::MutexLock l(&mu_);
+    mounts.swap(mounts_);
+  }
+  for (auto& [dir, m] : mounts) {
+    LZ_LOG(kInfo, "remote layer unmounted at shutdown: ",
+           Describe(m->Stats()));
+    absl::Status s = m->fs->Unmount();
+    if (!s.ok()) LZ_LOG(kWarning, "unmount ", dir, ": ", s.ToString());
+  }
+  mounts.clear();
+  absl::Status f = cache_->FlushAll();
+  if (!f.ok()) LZ_LOG(kWarning, "cache flush: ", f.ToString());
+}
+
+std::string RegistryLayerMounter::Describe(const RemoteLayerStats& s) {
+  return StrCat(s.digest.ToString(), " at ", s.dir, ": ", s.cache.requests, " requests, ",
+                s.cache.bytes_fetched, " of ", s.blob_size, " blob bytes fetched, ",
+                s.cache.present_chunks, "/", s.cache.total_chunks, " chunks (",
+                s.cache.present_bytes, "/", s.cache.total_bytes, " bytes) cached, ",
+                s.cache.verification_failures, " verification failures, ",
+                s.toc_from_cache ? "TOC from the local cache"
+                                 : StrCat("TOC: ", s.toc_bytes, " bytes in ", s.toc_requests,
+                                          " requests"));
+}
+
+std::shared_ptr<RegistryLayerMounter::Slot> RegistryLayerMounter::SlotFor(const Sha256& digest) {
+  absl::MutexLock l(&mu_);
+  auto& slot = slots_[digest.Hex()];
+  if (!slot) slot = std::make_shared<Slot>();
+  return slot;
+}
+
+absl::StatusOr<std::shared_ptr<const SeekableLayer>> RegistryLayerMounter::OpenIndex(
+    const RemoteLayerSpec& spec, const Labels& labels, RemoteLayerStats* stats) {
+  std::shared_ptr<Slot> slot = SlotFor(spec.digest);
+  absl::MutexLock l(&slot->mu);
+  std::shared_ptr<const SeekableLayer> layer = slot->layer.lock();
+  stats->toc_from_cache = true;
+  const std::string dir = cache_->LayerDir(spec.digest);
+  if (!layer) {
+    auto stored = LoadToc(dir, options_.limits);
+    if (stored.ok()) {
+      layer = *std::move(stored);
+    } else if (!absl::IsNotFound(stored.status())) {
+      LZ_LOG(kWarning, "stored TOC of ", spec.digest.ToString(), " unusable, fetching it again: ",
+             stored.status().ToString());
+    }
+  }
+  if (layer && spec.toc_digest && layer->toc_digest != *spec.toc_digest) {
+    LZ_LOG(kWarning, "stored TOC of ", spec.digest.ToString(), " is ",
+           layer->toc_digest.ToString(), ", labels say ", spec.toc_digest->ToString(),
+           ": fetching it again");
+    layer.reset();
+  }
+  if (!layer) {
+    stats->toc_from_cache = false;
+    if (!spec.ref) {
+      return absl::FailedPreconditionError(
+          StrCat("layer ", spec.digest.ToString(), ": no image reference in the labels and no TOC stored locally"));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<registry::RegistryBlobSource> blob,
+                     mount_client_->OpenBlob(*spec.ref, spec.digest));
+    OpenOptions open;
+    // The layer's annotations arrive as labels under the same keys (stargz/toc.digest).
+    open.annotations = labels;
+    open.limits = options_.limits;
+    ASSIGN_OR_RETURN(std::unique_ptr<SeekableLayer> opened, OpenLayer(*blob, open));
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    absl::Status saved = ec ? absl::InternalError(StrCat("mkdir ", dir, ": ", ec.message()))
+                            : SaveToc(dir, *opened);
+    if (!saved.ok()) LZ_LOG(kWarning, "storing the TOC of ", spec.digest.ToString(), ": ", saved.ToString());
+    LZ_LOG(kInfo, "layer ", spec.digest.ToString(), ": TOC ", opened->toc_digest.ToString(),
+           " (", opened->toc_json.size(), " bytes, ", opened->index.chunks().size(),
+           " chunks) fetched with ", blob->requests(), " requests, ", blob->bytes_received(), " bytes");
+    stats->toc_requests = blob->requests();
+    stats->toc_bytes = blob->bytes_received();
+    layer = std::move(opened);
+  }
+  slot->layer = layer;
+  return layer;
+}
+
+absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels& labels,
+                                         const std::string& dir) {
+  {
+    absl::MutexLock l(&mu_);
+    if (mounts_.count(dir)) return absl::AlreadyExistsError(StrCat(dir, " is mounted already"));
+  }
+  ASSIGN_OR_RETURN(RemoteLayerSpec spec, ParseRemoteLayerLabels(digest, labels));
+  auto m = std::make_unique<Mounted>();
+  m->info.dir = dir;
+  m->info.digest = spec.digest;
+  m->pin = cache_->Pin(spec.digest);  // before anything lands in the layer's directory
+  ASSIGN_OR_RETURN(std::shared_ptr<const SeekableLayer> layer,
+                   OpenIndex(spec, labels, &m->info));
+  m->info.blob_size = layer->blob_size;
+  std::shared_ptr<BlobSource> source;
+  if (spec.ref) {
+    // Offline when the size is known: no request until a chunk is missing.
+    auto blob = client_->OpenBlob(*spec.ref, spec.digest, layer->blob_size);
+    if (blob.ok()) {
+      source = std::shared_ptr<BlobSource>(*std::move(blob));
+    } else {
+      LZ_LOG(kWarning, "layer ", spec.digest.ToString(), ": no blob reader (cached chunks only): ",
+             blob.status().ToString());
+    }
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<LayerCache> cache,
+                   cache_->OpenLayer(spec.digest, layer, std::move(source)));
+  LayerFsOptions fs_options = options_.fs;
+  fs_options.fsname = StrCat("lazysnap:", spec.digest.Hex().substr(0, 12));
+  ASSIGN_OR_RETURN(m->fs, LayerFs::Mount(layer, std::move(cache), dir, fs_options));
+  LZ_LOG(kInfo, "remote layer ", spec.digest.ToString(), " mounted at ", dir,
+         m->info.toc_from_cache ? " (TOC from the local cache)" : "");
+  {
+    absl::MutexLock l(&mu_);
+    auto [it, inserted] = mounts_.emplace(dir, std::move(m));
+    if (!inserted) {
+      return absl::AlreadyExistsError(StrCat(dir, " was mounted concurrently"));  // m unmounts
+    }
+  }
+  if (cache_->size_limit() > 0) {
+    auto gc = cache_->CollectGarbage();
+    if (!gc.ok()) {
+      LZ_LOG(kWarning, "cache GC: ", gc.status().ToString());
+    } else if (!gc->evicted.empty()) {
+      LZ_LOG(kInfo, "cache GC: evicted ", gc->evicted.size(), " layers, ", gc->bytes_freed, " bytes");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RegistryLayerMounter::Check(const std::string& dir) {
+  absl::MutexLock l(&mu_);
+  auto it = mounts_.find(dir);
+  if (it == mounts_.end()) return absl::UnavailableError(StrCat("no remote layer mounted at ", dir));
+  return it->second->fs->Check();
+}
+
+absl::Status RegistryLayerMounter::Unmount(const std::string& dir) {
+  std::unique_ptr<Mounted> m;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = mounts_.find(dir);
+    if (it != mounts_.end()) {
+      m = std::move(it->second);
+      mounts_.erase(it);
+    }
+  }
+  if (!m) {
+    // Not ours (a mount left by an earlier process): detach whatever is there.
+    if (umount2(dir.c_str(), MNT_DETACH) != 0) {
+      int err = errno;
+      if (err == EINVAL) return absl::NotFoundError(StrCat("not a mount point: ", dir));
+      return ErrnoToStatus(err, StrCat("umount ", dir));
+    }
+    return absl::OkStatus();
+  }
+  LZ_LOG(kInfo, "remote layer unmounted: ",
+         Describe(m->Stats()));
+  return m->fs->Unmount();
+}
+
+std::vector<RemoteLayerStats> RegistryLayerMounter::Stats() const {
+  absl::MutexLock l(&mu_);
+  std::vector<RemoteLayerStats> out;
+  for (const auto& [dir, m] : mounts_) out.push_back(m->Stats());
+  return out;
+}
+
+}  // namespace lazysnap

@@ -1,0 +1,111 @@
+// RegistryLayerMounter: the production RemoteLayerMounter. It mounts a seekable layer
+// (eStargz or zstd:chunked) of a registry image with FUSE, its file data fetched lazily:
+//
+//   labels -> image reference + layer digest (+ TOC digest)        remote/labels.h
+//   TOC: from the layer's cache directory if stored there, else fetched from the registry
+//        (footer, TOC, verified) and stored there                  remote/toc_store.h
+//   blob reader: RegistryClient::OpenBlob (hosts.toml endpoints, retries, range requests)
+//   cache: CacheManager::OpenLayer under <cache root>/layers/<hex>, pinned while mounted
+//   filesystem: LayerFs::Mount at the snapshot's directory
+//
+// A layer whose TOC is stored locally mounts without the registry (restart, registry down):
+// missing chunks are then fetched when read, and fail with EIO while the registry is away.
+#ifndef LAZYSNAP_REMOTE_REGISTRY_MOUNTER_H_
+#define LAZYSNAP_REMOTE_REGISTRY_MOUNTER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/cache_manager.h"
+#include "format/layer.h"
+#include "fusefs/layer_fs.h"
+#include "registry/client.h"
+#include "registry/credentials.h"
+#include "registry/transport.h"
+#include "remote/labels.h"
+#include "snapshotter/remote_layer.h"
+
+namespace lazysnap {
+
+struct RegistryMounterOptions {
+  std::string cache_root;        // the chunk cache (CacheManager root), e.g. <root>/cache
+  uint64_t cache_max_bytes = 0;  // 0: unlimited
+  std::string hosts_dir;         // containerd's certs.d ("" = default endpoints)
+  std::string docker_config;     // a Docker config.json with credentials ("" = none)
+  // Retries end at these deadlines: reading the footer and TOC in Mount (the pull waits;
+  // past it the layer falls back to a full pull), and each on-demand read of file data
+  // (the reader waits; past it, EIO).
+  absl::Duration mount_deadline = absl::Seconds(10);
+  absl::Duration read_deadline = absl::Seconds(60);
+  LayerFsOptions fs;
+  LayerLimits limits;
+};
+
+// One mounted layer's figures, a snapshot.
+struct RemoteLayerStats {
+  std::string dir;
+  Sha256 digest;
+  uint64_t blob_size = 0;
+  bool toc_from_cache = false;  // mounted from the locally stored TOC
+  uint64_t toc_requests = 0;    // reading the footer and TOC from the registry
+  uint64_t toc_bytes = 0;
+  LayerCacheStats cache;        // file data
+};
+
+class RegistryLayerMounter : public RemoteLayerMounter {
+ public:
+  static absl::StatusOr<std::unique_ptr<RegistryLayerMounter>> Create(
+      const RegistryMounterOptions& options);
+  // Unmounts everything still mounted (logging each layer's figures).
+  ~RegistryLayerMounter() override;
+
+  // Thread-safe (RemoteLayerMounter's contract). Errors of Mount: InvalidArgument (bad
+  // labels), FailedPrecondition (not a seekable layer, or no reference and no stored TOC),
+  // the registry's errors (Unavailable, NotFound...), DataLoss (TOC digest mismatch).
+  absl::Status Mount(const std::string& digest, const Labels& labels,
+                     const std::string& dir) override;
+  absl::Status Check(const std::string& dir) override;
+  absl::Status Unmount(const std::string& dir) override;
+
+  // Thread-safe.
+  std::vector<RemoteLayerStats> Stats() const;
+  CacheManager& cache() { return *cache_; }
+
+ private:
+  struct Mounted;
+  struct Slot;  // per layer digest: serializes opening, remembers the opened layer
+  RegistryLayerMounter(const RegistryMounterOptions& options,
+                       std::unique_ptr<registry::HttpTransport> transport,
+                       std::unique_ptr<registry::CredentialStore> credentials,
+                       std::unique_ptr<CacheManager> cache);
+  // The layer's index: remembered, stored locally, or from the registry. Fills the TOC
+  // fields of *stats.
+  absl::StatusOr<std::shared_ptr<const SeekableLayer>> OpenIndex(const RemoteLayerSpec& spec,
+                                                                 const Labels& labels,
+                                                                 RemoteLayerStats* stats);
+  std::shared_ptr<Slot> SlotFor(const Sha256& digest);
+  static std::string Describe(const RemoteLayerStats& s);
+
+  const RegistryMounterOptions options_;
+  const std::unique_ptr<registry::HttpTransport> transport_;
+  const std::unique_ptr<registry::CredentialStore> credentials_;
+  const std::unique_ptr<registry::RegistryClient> client_;        // file data
+  const std::unique_ptr<registry::RegistryClient> mount_client_;  // footers and TOCs
+  const std::unique_ptr<CacheManager> cache_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by digest hex
+  // Declared last: destroyed (unmounted) before the client and cache they use.
+  std::map<std::string, std::unique_ptr<Mounted>> mounts_ ABSL_GUARDED_BY(mu_);  // by dir
+};
+
+}  // namespace lazysnap
+
+#endif  // LAZYSNAP_REMOTE_REGISTRY_MOUNTER_H_

@@ -1,0 +1,156 @@
+// RegistryLayerMounter against a real docker-registry and real FUSE mounts (needs root and
+// /dev/fuse; skipped otherwise): lazy reads, TOC verification against the label, fallback
+// errors, and mounting again from the locally stored TOC with the registry gone.
+#include "remote/registry_mounter.h"
+
+#include <fcntl.h>
+#include <filesystem>
+#include <optional>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/strings.h"
+#include "cache/testing.h"
+#include "format/estargz_testutil.h"
+#include "fusefs/testing.h"
+#include "registry/curl_transport.h"
+#include "registry/testenv.h"
+
+namespace lazysnap {
+namespace {
+
+using registry::testing::RegistryProcess;
+
+// The whole file at `path`, or nullopt when open or read fails (EIO from the mount).
+std::optional<std::string> ReadAll(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return std::nullopt;
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  ::close(fd);
+  if (n < 0) return std::nullopt;
+  return out;
+}
+
+class RegistryMounterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string why = fusefs_testing::CannotMount(); !why.empty()) GTEST_SKIP() << why;
+    if (!RegistryProcess::Available()) GTEST_SKIP() << "no docker-registry";
+    lazysnap::testing::EstargzBuilder b;
+    b.AddDir("etc");
+    b.AddFile("etc/hosts", "127.0.0.1 localhost\n");
+    big_ = cache_testing::PseudoRandom(1 << 20, 3);
+    b.AddFile("bin/big", big_, /*chunk_size=*/16384, 0755);
+    blob_ = b.Finish();
+    MemoryBlobSource mem(blob_);
+    auto layer = OpenLayer(mem, OpenOptions{});
+    ASSERT_TRUE(layer.ok()) << layer.status();
+    toc_digest_ = (*layer)->toc_digest;
+
+    const std::string reg_dir = StrCat(tmp_.path(), "/registry");
+    ASSERT_EQ(::mkdir(reg_dir.c_str(), 0755), 0);
+    auto reg = RegistryProcess::Start({}, reg_dir);
+    ASSERT_TRUE(reg.ok()) << reg.status();
+    registry_ = std::move(*reg);
+    ref_ = StrCat(registry_->host(), "/test/layer:x");
+    auto transport = registry::CurlTransport::Create();
+    ASSERT_TRUE(transport.ok());
+    registry::RegistryClient client(transport->get(), nullptr, {});
+    auto r = registry::Reference::Parse(ref_);
+    ASSERT_TRUE(r.ok());
+    auto desc = client.PushBlob(*r, blob_);
+    ASSERT_TRUE(desc.ok()) << desc.status();
+    digest_ = desc->digest.ToString();
+    auto gz = client.PushBlob(*r, lazysnap::testing::GzipMember(cache_testing::PseudoRandom(100000, 9)));
+    ASSERT_TRUE(gz.ok()) << gz.status();
+    gzip_digest_ = gz->digest.ToString();
+
+    mnt_ = StrCat(tmp_.path(), "/mnt");
+    ASSERT_EQ(::mkdir(mnt_.c_str(), 0755), 0);
+    NewMounter();
+  }
+  void NewMounter() {
+    mounter_.reset();
+    RegistryMounterOptions options;
+    options.cache_root = StrCat(tmp_.path(), "/cache");
+    options.mount_deadline = absl::Seconds(2);
+    options.read_deadline = absl::Seconds(2);
+    auto m = RegistryLayerMounter::Create(options);
+    ASSERT_TRUE(m.ok()) << m.status();
+    mounter_ = std::move(*m);
+  }
+  Labels LabelsFor(const std::string& digest) const {
+    return {{"containerd.io/snapshot/remote/stargz.reference", ref_},
+            {"containerd.io/snapshot/remote/stargz.digest", digest},
+            {"containerd.io/snapshot/stargz/toc.digest", toc_digest_.ToString()}};
+  }
+  bool Empty(const std::string& dir) {
+    std::error_code ec;
+    return std::filesystem::is_empty(dir, ec) && !ec;
+  }
+
+  cache_testing::TempDir tmp_;
+  std::unique_ptr<RegistryProcess> registry_;
+  std::string blob_, big_, ref_, digest_, gzip_digest_, mnt_;
+  Sha256 toc_digest_;
+  std::unique_ptr<RegistryLayerMounter> mounter_;  // last: unmounts before tmp_ goes
+};
+
+TEST_F(RegistryMounterTest, MountsLazilyAndUnmounts) {
+  ASSERT_TRUE(mounter_->Mount(digest_, LabelsFor(digest_), mnt_).ok());
+  EXPECT_TRUE(mounter_->Check(mnt_).ok());
+  EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  auto stats = mounter_->Stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].blob_size, blob_.size());
+  EXPECT_GT(stats[0].cache.bytes_fetched, 0u);
+  EXPECT_LT(stats[0].cache.bytes_fetched, blob_.size() / 4) << "fetched more than the file";
+  EXPECT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+  EXPECT_TRUE(mounter_->Mount(digest_, LabelsFor(digest_), mnt_).code() ==
+              absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  EXPECT_FALSE(mounter_->Check(mnt_).ok());
+  EXPECT_TRUE(Empty(mnt_));
+}
+
+TEST_F(RegistryMounterTest, TocDigestLabelIsVerified) {
+  Labels labels = LabelsFor(digest_);
+  labels["containerd.io/snapshot/stargz/toc.digest"] = Sha256::Of("other").ToString();
+  absl::Status s = mounter_->Mount(digest_, labels, mnt_);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(mounter_->Check(mnt_).ok());
+  EXPECT_TRUE(Empty(mnt_));
+}
+
+TEST_F(RegistryMounterTest, NotSeekableOrUnreachableIsAnError) {
+  absl::Status s = mounter_->Mount(gzip_digest_, LabelsFor(gzip_digest_), mnt_);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_TRUE(Empty(mnt_));
+  EXPECT_FALSE(mounter_->Mount(digest_, {}, mnt_).ok()) << "no reference, nothing stored";
+  registry_->Stop();
+  s = mounter_->Mount(digest_, LabelsFor(digest_), mnt_);
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(Empty(mnt_));
+}
+
+TEST_F(RegistryMounterTest, MountsFromStoredTocWithoutTheRegistry) {
+  ASSERT_TRUE(mounter_->Mount(digest_, LabelsFor(digest_), mnt_).ok());
+  ASSERT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  NewMounter();  // the old one unmounts and flushes its cache, as at a daemon stop
+  ASSERT_TRUE(Empty(mnt_));
+  registry_->Stop();
+  ASSERT_TRUE(mounter_->Mount(digest_, LabelsFor(digest_), mnt_).ok());
+  auto stats = mounter_->Stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_TRUE(stats[0].toc_from_cache);
+  EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n") << "cached chunk";
+  EXPECT_EQ(ReadAll(mnt_ + "/bin/big"), std::nullopt) << "EIO: not cached, registry gone";
+  EXPECT_TRUE(mounter_->Check(mnt_).ok()) << "a failed read does not kill the mount";
+}
+
+}  // namespace
+}  // namespace lazysnap
