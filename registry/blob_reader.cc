@@ -71,6 +71,11 @@ absl::Status RegistryBlobSource::ReadRanges(absl::Span<const RangeRead> ranges) 
           s.code(), StrCat("blob ", digest_.ToString(), " of ", ref_.Name(), ": ", s.message()));
     }
     absl::MutexLock l(&mu_);
+    if (preferred != preferred_) {
+      LZ_LOG(kWarning, "registry: blob ", digest_.ToString(), " of ", ref_.Name(),
+             " now read from ", endpoints_[preferred].host, " (", endpoints_[preferred_].host,
+             " failed)");
+    }
     preferred_ = preferred;
   }
   return absl::OkStatus();

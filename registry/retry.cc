@@ -5,6 +5,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
+#include "base/log.h"
 #include "base/strings.h"
 
 namespace lazysnap::registry {
@@ -61,6 +62,8 @@ absl::Status RetryOverEndpoints(const RetryPolicy& policy, size_t n, size_t* pre
         return last;
       }
       any_retryable = any_retryable || IsRetryable(last);
+      LZ_LOG(kDebug, "registry: attempt ", round + 1, " at endpoint ", i,
+             " failed: ", last.ToString());
       hint = std::max(hint, GetRetryAfter(last));
     }
     if (!any_retryable) return last;
