@@ -37,10 +37,10 @@ absl::Status Annotate(const absl::Status& s, std::string_view what) {
   return absl::Status(s.code(), StrCat(what, ": ", s.message()));
 }
 
-absl::StatusOr<Loaded> LoadManifest(const OciLayout& src, const Descriptor& d) {
+absl::StatusOr<Loaded> LoadManifest(const ImageStore& src, const Descriptor& d) {
   OciLimits limits;
   std::string what = StrCat("manifest ", d.digest.ToString());
-  auto data = src.ReadBlob(d.digest, d.size, limits.max_json_bytes);
+  auto data = src.ReadManifest(d, limits.max_json_bytes);
   if (!data.ok()) return Annotate(data.status(), what);
   auto m = ParseManifest(*data, limits);
   if (!m.ok()) return Annotate(m.status(), what);
@@ -72,7 +72,7 @@ std::string OciLayerMediaType(const std::string& t) {
 }
 
 // Picks the manifests of `index` to convert.
-absl::StatusOr<std::vector<Loaded>> SelectManifests(const OciLayout& src, const Index& index,
+absl::StatusOr<std::vector<Loaded>> SelectManifests(const ImageStore& src, const Index& index,
                                                     const ImageConvertOptions& options) {
   std::vector<Loaded> out;
   std::set<std::string> seen;
@@ -177,7 +177,7 @@ class CancellableOutputStream : public OutputStream {
   const std::atomic<bool>* cancelled_;
 };
 
-absl::StatusOr<ConvertResult> ConvertOne(const OciLayout& src, const OciLayout& dst,
+absl::StatusOr<ConvertResult> ConvertOne(const ImageStore& src, const ImageStore& dst,
                                          const Descriptor& layer, size_t id,
                                          const ImageConvertOptions& options,
                                          ProgressReporter& reporter,
@@ -204,13 +204,13 @@ absl::StatusOr<ConvertResult> ConvertOne(const OciLayout& src, const OciLayout& 
     return absl::InternalError(StrCat("converter reported ", r.blob_size, " bytes but wrote ",
                                       writer->bytes()));
   }
-  RETURN_IF_ERROR(writer->Commit(r.blob_digest).status());
+  RETURN_IF_ERROR(writer->Commit(r.blob_digest));
   return r;
 }
 
 // Converts `layers` with a bounded number of worker threads. Returns the first error.
-absl::StatusOr<std::vector<ConvertResult>> ConvertLayers(const OciLayout& src,
-                                                         const OciLayout& dst,
+absl::StatusOr<std::vector<ConvertResult>> ConvertLayers(const ImageStore& src,
+                                                         const ImageStore& dst,
                                                          const std::vector<Descriptor>& layers,
                                                          const ImageConvertOptions& options) {
   std::vector<LayerProgress> init(layers.size());
@@ -293,12 +293,19 @@ Descriptor Repoint(const Descriptor& desc, const Descriptor& content) {
 absl::StatusOr<ImageConvertResult> ConvertImage(const OciLayout& src, std::string_view src_tag,
                                                 const OciLayout& dst, std::string_view dst_tag,
                                                 const ImageConvertOptions& options) {
+  OciLayoutStore src_store(&src), dst_store(&dst);
+  return ConvertImage(src_store, src_tag, dst_store, dst_tag, options);
+}
+
+absl::StatusOr<ImageConvertResult> ConvertImage(const ImageStore& src, std::string_view src_tag,
+                                                const ImageStore& dst, std::string_view dst_tag,
+                                                const ImageConvertOptions& options) {
   if (!options.converter) return absl::InvalidArgumentError("no layer converter given");
   Index probe;
   RETURN_IF_ERROR(SetTag(probe, dst_tag, Descriptor()));  // validates the tag up front
   OciLimits limits;
   ASSIGN_OR_RETURN(Descriptor top, src.Resolve(src_tag));
-  ASSIGN_OR_RETURN(std::string top_data, src.ReadBlob(top.digest, top.size, limits.max_json_bytes));
+  ASSIGN_OR_RETURN(std::string top_data, src.ReadManifest(top, limits.max_json_bytes));
   std::string kind = top.media_type;
   if (!IsIndexMediaType(kind) && !IsManifestMediaType(kind)) {
     ASSIGN_OR_RETURN(kind, PeekMediaType(top_data, limits));
@@ -345,7 +352,7 @@ absl::StatusOr<ImageConvertResult> ConvertImage(const OciLayout& src, std::strin
       if (missed_everywhere) result.missed_prioritized_files.push_back(file);
     }
   }
-  bool same_dir = src.SameDirectory(dst);
+  bool same_dir = src.SameStore(dst);
   for (auto& l : selected) {
     ManifestConversion mc;
     mc.platform = l.platform;
@@ -382,7 +389,8 @@ absl::StatusOr<ImageConvertResult> ConvertImage(const OciLayout& src, std::strin
                      dst.WriteBlob(kOciConfigMediaType, SerializeImageConfig(config)));
     m.config = Repoint(m.config, cd);
     m.media_type = kOciManifestMediaType;
-    ASSIGN_OR_RETURN(mc.manifest, dst.WriteBlob(kOciManifestMediaType, SerializeManifest(m)));
+    ASSIGN_OR_RETURN(mc.manifest,
+                     dst.WriteManifest(kOciManifestMediaType, SerializeManifest(m)));
     result.manifests.push_back(std::move(mc));
   }
 
@@ -394,7 +402,7 @@ absl::StatusOr<ImageConvertResult> ConvertImage(const OciLayout& src, std::strin
     for (size_t i = 0; i < selected.size(); ++i) {
       index.manifests.push_back(Repoint(selected[i].desc, result.manifests[i].manifest));
     }
-    ASSIGN_OR_RETURN(new_top, dst.WriteBlob(kOciIndexMediaType, SerializeIndex(index)));
+    ASSIGN_OR_RETURN(new_top, dst.WriteManifest(kOciIndexMediaType, SerializeIndex(index)));
   }
   // The tag entry keeps the source entry's annotations (e.g. io.containerd.image.name) and
   // platform; SetTag sets the ref name.
@@ -402,7 +410,7 @@ absl::StatusOr<ImageConvertResult> ConvertImage(const OciLayout& src, std::strin
   entry.json = Json::object();
   entry.annotations.erase(kRefNameAnnotation);
   if (src_index) entry.platform.reset();
-  RETURN_IF_ERROR(dst.UpdateIndex([&](Index& index) { return SetTag(index, dst_tag, entry); }));
+  RETURN_IF_ERROR(dst.Tag(dst_tag, entry));
   result.descriptor = new_top;
   return result;
 }

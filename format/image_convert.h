@@ -21,6 +21,7 @@
 #include "base/stream.h"
 #include "format/convert.h"
 #include "format/oci.h"
+#include "format/image_store.h"
 #include "format/oci_layout.h"
 
 namespace lazysnap {
@@ -89,6 +90,11 @@ struct ImageConvertResult {
 // Thread-safe with respect to other conversions; blocks until done.
 absl::StatusOr<ImageConvertResult> ConvertImage(const OciLayout& src, std::string_view src_tag,
                                                 const OciLayout& dst, std::string_view dst_tag,
+                                                const ImageConvertOptions& options);
+// The same between any image stores (format/image_store.h), e.g. registry repositories: the
+// destination gets every blob, then the manifests, then the tag (ImageStore::Tag) last.
+absl::StatusOr<ImageConvertResult> ConvertImage(const ImageStore& src, std::string_view src_tag,
+                                                const ImageStore& dst, std::string_view dst_tag,
                                                 const ImageConvertOptions& options);
 
 // The result as compact JSON for scripts: {"digest","mediaType","size","manifests":[{

@@ -1,4 +1,4 @@
-// `lazysnap image convert`: converts an image in an OCI layout into a seekable one.
+// `lazysnap image convert`: converts an image (OCI layout or registry) into a seekable one.
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -14,6 +15,7 @@
 #include "base/stream.h"
 #include "base/strings.h"
 #include "cmd/lazysnap/commands.h"
+#include "cmd/lazysnap/convert_stores.h"
 #include "cmd/lazysnap/progress.h"
 #include "format/convert.h"
 #include "format/image_convert.h"
@@ -36,18 +38,8 @@ struct ConvertFlags {
   bool json = false;
   int jobs = 0;
   std::string temp_dir;
+  RegistryFlags registry;
 };
-
-struct LayoutRef {
-  std::string dir, tag;
-};
-
-// "DIR[:TAG]", split at the first colon as skopeo's oci: transport does.
-LayoutRef ParseLayoutRef(const std::string& s) {
-  size_t colon = s.find(':');
-  if (colon == std::string::npos) return {s, ""};
-  return {s.substr(0, colon), s.substr(colon + 1)};
-}
 
 // A path as the converter expects it: relative to the layer root, no "./" or "/" prefix.
 std::string NormalizePath(std::string p) {
@@ -82,10 +74,6 @@ absl::Status ReadPrioritizeList(const std::string& path, std::vector<std::string
 
 // Checks the flags and turns them into options. InvalidArgument for usage errors.
 absl::StatusOr<ImageConvertOptions> BuildOptions(const ConvertFlags& f) {
-  if (!f.oci_layout) {
-    return absl::InvalidArgumentError(
-        "only OCI layout directories are supported so far: pass --oci-layout");
-  }
   ImageConvertOptions o;
   o.layer.format = f.format == "zstd-chunked" ? LayerFormat::kZstdChunked : LayerFormat::kEstargz;
   o.layer.chunk_size = static_cast<uint32_t>(f.chunk_size);
@@ -115,9 +103,9 @@ absl::StatusOr<ImageConvertOptions> BuildOptions(const ConvertFlags& f) {
   return o;
 }
 
-void PrintSummary(const ImageConvertResult& r, const LayoutRef& dst) {
-  std::printf("%s:%s %s\n", dst.dir.c_str(), dst.tag.c_str(),
-              r.descriptor.digest.ToString().c_str());
+void PrintSummary(const ImageConvertResult& r, const ImageArg& dst) {
+  std::string name = dst.layout ? StrCat(dst.dir, ":", dst.tag) : dst.ref->String();
+  std::printf("%s %s\n", name.c_str(), r.descriptor.digest.ToString().c_str());
   for (const auto& m : r.manifests) {
     std::printf("  %s %s\n", m.platform.ToString().c_str(), m.manifest.digest.ToString().c_str());
     for (const auto& l : m.layers) {
@@ -130,25 +118,28 @@ void PrintSummary(const ImageConvertResult& r, const LayoutRef& dst) {
 int Run(const ConvertFlags& f) {
   auto options = BuildOptions(f);
   if (!options.ok()) return ReportError(options.status(), /*usage=*/true);
-  LayoutRef src = ParseLayoutRef(f.src), dst = ParseLayoutRef(f.dst);
-  if (dst.tag.empty()) dst.tag = src.tag;
-  if (src.dir.empty() || dst.dir.empty()) {
-    return ReportError(absl::InvalidArgumentError("SRC and DST must name directories"), true);
-  }
-  if (dst.tag.empty()) {
+  auto src = ParseImageArg(f.src, f.oci_layout);
+  if (!src.ok()) return ReportError(src.status(), true);
+  auto dst = ParseImageArg(f.dst, f.oci_layout);
+  if (!dst.ok()) return ReportError(dst.status(), true);
+  if (dst->layout && dst->tag.empty() && src->tag.rfind("sha256:", 0) != 0) dst->tag = src->tag;
+  if (dst->layout && dst->tag.empty()) {
     return ReportError(absl::InvalidArgumentError("DST needs a tag: DIR:TAG"), true);
   }
-  auto src_layout = OciLayout::Open(src.dir);
-  if (!src_layout.ok()) return ReportError(src_layout.status());
-  auto dst_layout = OciLayout::OpenOrCreate(dst.dir);
-  if (!dst_layout.ok()) return ReportError(dst_layout.status());
+  if (dst->ref && !dst->ref->digest.empty()) {
+    return ReportError(absl::InvalidArgumentError("DST must name a tag, not a digest"), true);
+  }
+  RegistryFlags registry = f.registry;
+  registry.temp_dir = f.temp_dir;
+  auto stores = ConvertStores::Open(*src, *dst, registry);
+  if (!stores.ok()) return ReportError(stores.status());
 
   std::unique_ptr<ProgressDisplay> display;
   if (!f.quiet && ::isatty(STDERR_FILENO)) {
     display = std::make_unique<ProgressDisplay>(stderr);
     options->progress = [&display](const LayerProgress& p) { display->Update(p); };
   }
-  auto result = ConvertImage(**src_layout, src.tag, **dst_layout, dst.tag, *options);
+  auto result = ConvertImage((*stores)->src(), src->tag, (*stores)->dst(), dst->tag, *options);
   if (display) display->Finish();
   if (!result.ok()) return ReportError(result.status());
   if (!f.quiet) {
@@ -157,9 +148,18 @@ int Run(const ConvertFlags& f) {
     }
   }
   if (f.json) {
-    std::printf("%s\n", ImageConvertResultToJson(*result).c_str());
+    std::string json = ImageConvertResultToJson(*result);
+    if (const RegistryImageStore* r = (*stores)->dst_registry()) {
+      auto j = nlohmann::ordered_json::parse(json);
+      UploadStats u = r->stats();
+      j["upload"] = {{"blobsUploaded", u.blobs_uploaded}, {"bytesUploaded", u.bytes_uploaded},
+                     {"blobsMounted", u.blobs_mounted}, {"blobsExisting", u.blobs_existing},
+                     {"manifestsPushed", u.manifests_pushed}};
+      json = j.dump();
+    }
+    std::printf("%s\n", json.c_str());
   } else if (!f.quiet) {
-    PrintSummary(*result, dst);
+    PrintSummary(*result, *dst);
   }
   return kExitOk;
 }
@@ -171,20 +171,37 @@ void AddImageConvertCommand(CLI::App& image, CommandBody* run) {
   CLI::App* cmd = image.add_subcommand(
       "convert",
       "Convert an image into a seekable one (eStargz or zstd:chunked) for lazy pulling.\n"
-      "SRC and DST are DIR[:TAG] OCI image layouts (they may be the same directory).");
+      "SRC and DST are registry references (HOST[:PORT]/REPO[:TAG|@DIGEST]) or OCI image\n"
+      "layouts, oci:DIR[:TAG] (all of them DIR[:TAG] with --oci-layout; they may be the same).");
   cmd->footer(
       "\nExamples:\n"
       "  lazysnap image convert --oci-layout ./img:latest ./img:latest-estargz\n"
+      "  lazysnap image convert registry.example/app:v1 registry.example/app:v1-estargz\n"
+      "  lazysnap image convert --plain-http oci:./img:v1 127.0.0.1:5000/app:v1\n"
       "  lazysnap image convert --oci-layout --format zstd-chunked --all-platforms \\\n"
       "      ./src:v1 ./dst:v1\n"
       "  lazysnap image convert --oci-layout --prioritize-list startup.txt --json ./img:v1 "
       "./img:v1-opt\n"
       "Exit status: 0 converted, 1 conversion failed, 2 bad arguments.");
   cmd->add_flag("--oci-layout", flags->oci_layout,
-                "SRC and DST are OCI image layout directories (required for now)");
-  cmd->add_option("SRC", flags->src, "source image, DIR[:TAG]")->required();
-  cmd->add_option("DST", flags->dst, "destination image, DIR[:TAG] (TAG defaults to SRC's)")
+                "SRC and DST are both OCI image layout directories, DIR[:TAG]");
+  cmd->add_option("SRC", flags->src, "source image: REFERENCE or oci:DIR[:TAG]")->required();
+  cmd->add_option("DST", flags->dst,
+                  "destination image: REFERENCE or oci:DIR[:TAG] (a layout's TAG defaults to "
+                  "SRC's)")
       ->required();
+  cmd->add_flag("--plain-http", flags->registry.plain_http,
+                "talk plain HTTP to the registries (unless --hosts-dir configures them)");
+  cmd->add_option("--hosts-dir", flags->registry.hosts_dir,
+                  "containerd hosts.toml directory (e.g. /etc/containerd/certs.d)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--docker-config", flags->registry.docker_config,
+                  "registry credentials (default $DOCKER_CONFIG/config.json or "
+                  "~/.docker/config.json)");
+  cmd->add_option("--timeout", flags->registry.timeout_seconds,
+                  "seconds per registry operation, retries included")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
   cmd->add_option("--format", flags->format, "layer format")
       ->check(CLI::IsMember({"estargz", "zstd-chunked"}))
       ->capture_default_str();

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# `lazysnap image convert` between registries and OCI layouts, against docker-registry on
+# loopback and skopeo/umoci:
+#  1. pushes the cached debootstrap python image (scripts/lib.sh; REGISTRY_CONVERT_IMAGE=DIR:TAG
+#     picks another OCI layout) to 127.0.0.1:PORT/src:latest with skopeo;
+#  2. converts src:latest -> dst:latest (--plain-http, --json): the raw manifest's layers are
+#     eStargz (toc.digest annotation), skopeo inspects it, and the image copied back with skopeo
+#     and unpacked with umoci has the same rootfs as the source (diff -r, landmarks and
+#     stargz.index.json left out);
+#  3. converts again: no blob is uploaded again (the --json "upload" counters);
+#  4. converts dst:latest (already eStargz) to another repository: layers kept and
+#     cross-repository mounted, not uploaded; registry -> oci: layout and back;
+#  5. bad input fails with a clear message and exit status 1: unknown repository, a closed
+#     port, a non-image manifest (an artifact); and 2 for a malformed reference.
+# $LAZYSNAP: the lazysnap binary (default ${LAZYSNAP_BUILD_DIR:-build}/cmd/lazysnap).
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+ls_test_result registry_convert
+LAZYSNAP=${LAZYSNAP:-$LS_BUILD/cmd/lazysnap}
+[ -x "$LAZYSNAP" ] || ls_die "no lazysnap binary at $LAZYSNAP"
+for tool in umoci skopeo jq docker-registry curl; do
+  command -v "$tool" >/dev/null || ls_die "$tool is not installed"
+done
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "--- $*" >&2; }
+
+T=$(mktemp -d /tmp/registry_convert_test.XXXXXX)
+ls_on_exit "rm -rf $T"
+ROOTLESS=()
+[ "$(id -u)" = 0 ] || ROOTLESS=(--rootless)
+
+SRC_IMAGE=${REGISTRY_CONVERT_IMAGE:-$(ls_python_image):python}
+ls_start_registry "$T/registry"
+R=$LS_REGISTRY
+step "pushing $SRC_IMAGE to $R/src:latest"
+skopeo copy -q --dest-tls-verify=false "oci:$SRC_IMAGE" "docker://$R/src:latest"
+
+convert() { "$LAZYSNAP" image convert -q --plain-http --json "$@"; }
+
+# ---- 2. registry -> registry ----------------------------------------------------------------
+step "converting $R/src:latest -> $R/dst:latest"
+start=$EPOCHREALTIME
+convert "$R/src:latest" "$R/dst:latest" >"$T/first.json" || fail "first conversion failed"
+ls_log "converted in $(ls_elapsed "$start") s"
+jq -e '.manifests[0].layers | length > 0 and all(.converted)' "$T/first.json" >/dev/null ||
+  fail "layers not converted: $(cat "$T/first.json")"
+jq -e '.upload.blobsUploaded > 0' "$T/first.json" >/dev/null || fail "nothing uploaded"
+skopeo inspect --tls-verify=false --raw "docker://$R/dst:latest" >"$T/manifest.json"
+jq -e '.layers | length > 0 and all(.annotations["containerd.io/snapshot/stargz/toc.digest"] | startswith("sha256:"))' \
+  "$T/manifest.json" >/dev/null || fail "dst layers are not eStargz: $(cat "$T/manifest.json")"
+[ "$(jq -r .digest "$T/first.json")" = "sha256:$(sha256sum <"$T/manifest.json" | cut -d' ' -f1)" ] ||
+  fail "the tag does not point at the reported manifest"
+skopeo inspect --tls-verify=false "docker://$R/dst:latest" >/dev/null || fail "skopeo inspect"
+
+step "comparing the converted rootfs with the source"
+skopeo copy -q --src-tls-verify=false "docker://$R/src:latest" "oci:$T/back:src"
+skopeo copy -q --src-tls-verify=false "docker://$R/dst:latest" "oci:$T/back:dst"
+umoci unpack "${ROOTLESS[@]}" --image "$T/back:src" "$T/u-src" >/dev/null
+umoci unpack "${ROOTLESS[@]}" --image "$T/back:dst" "$T/u-dst" >/dev/null
+for f in stargz.index.json .prefetch.landmark .no.prefetch.landmark; do
+  rm -f "$T/u-dst/rootfs/$f"
+done
+# diff -r compares contents (and says nothing useful of devices); the listing compares every
+# entry's type, mode, owner, link target, device numbers and mtime.
+diff -r --no-dereference "$T/u-src/rootfs" "$T/u-dst/rootfs" 2>&1 |
+  grep -v 'is a character special file while file .* is a character special file' >"$T/diff" || true
+[ ! -s "$T/diff" ] || fail "rootfs differs: $(head -20 "$T/diff")"
+listing() {
+  (cd "$1" && find . -mindepth 1 -exec stat -c '%n|%F|%a|%u|%g|%t:%T|%N|%Y' {} + | sort)
+}
+listing "$T/u-src/rootfs" >"$T/list-src"
+listing "$T/u-dst/rootfs" >"$T/list-dst"
+diff "$T/list-src" "$T/list-dst" >"$T/list-diff" || fail "metadata differs: $(head -20 "$T/list-diff")"
+
+# ---- 3. again: nothing new uploaded ---------------------------------------------------------
+step "converting again"
+convert "$R/src:latest" "$R/dst:latest" >"$T/second.json" || fail "second conversion failed"
+jq -e '.upload.blobsUploaded == 0 and .upload.bytesUploaded == 0' "$T/second.json" >/dev/null ||
+  fail "blobs uploaded again: $(jq -c .upload "$T/second.json")"
+[ "$(jq -r .digest "$T/second.json")" = "$(jq -r .digest "$T/first.json")" ] ||
+  fail "the second conversion gave another manifest"
+
+# ---- 4. kept layers, mounts, layouts --------------------------------------------------------
+step "converting an eStargz image to another repository (kept, mounted)"
+convert "$R/dst:latest" "$R/other:v1" >"$T/kept.json" || fail "conversion of dst failed"
+jq -e '(.manifests[0].layers | all(.converted | not)) and .upload.blobsMounted > 0
+       and .upload.blobsUploaded <= 1' "$T/kept.json" >/dev/null ||
+  fail "expected kept layers and mounts: $(cat "$T/kept.json")"
+step "registry -> oci: layout -> registry"
+convert "$R/src:latest" "oci:$T/layout:conv" >"$T/to-layout.json" || fail "registry -> layout"
+skopeo inspect "oci:$T/layout:conv" >/dev/null || fail "skopeo inspect of the layout"
+convert "oci:$T/layout:conv" "$R/fromlayout:v1" >"$T/from-layout.json" || fail "layout -> registry"
+[ "$(jq -r .digest "$T/from-layout.json")" = "$(jq -r .digest "$T/first.json")" ] ||
+  fail "layout round trip changed the image"
+
+# ---- 5. errors -------------------------------------------------------------------------------
+expect_error() {  # expect_error STATUS PATTERN ARGS...
+  local want=$1 pattern=$2 rc=0
+  shift 2
+  "$LAZYSNAP" image convert -q --plain-http --timeout 5 "$@" >/dev/null 2>"$T/err" || rc=$?
+  [ "$rc" = "$want" ] || fail "$*: exit $rc, want $want ($(cat "$T/err"))"
+  grep -Eqi -- "$pattern" "$T/err" || fail "$*: message '$(cat "$T/err")' lacks /$pattern/"
+  ls_log "as expected: $(head -1 "$T/err")"
+}
+step "errors"
+expect_error 1 "not ?found|unknown|name_unknown|manifest_unknown" "$R/nosuch:latest" "$R/x:latest"
+closed=$(ls_free_port)
+expect_error 1 "127.0.0.1:$closed|connect|refused|unavailable" "127.0.0.1:$closed/src:latest" "$R/x:latest"
+# An artifact: an OCI manifest whose config is not an image config.
+printf '{"kind":"sbom"}' >"$T/cfg"
+printf 'not a tar' >"$T/blob"
+push_blob() {
+  local d loc
+  d=sha256:$(sha256sum <"$1" | cut -d' ' -f1)
+  loc=$(curl -fsS -X POST -D - -o /dev/null "http://$R/v2/art/blobs/uploads/" |
+    tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')
+  case "$loc" in http*) ;; *) loc=http://$R$loc ;; esac
+  curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$1" \
+    "$loc$([[ $loc == *\?* ]] && echo '&' || echo '?')digest=$d" >/dev/null
+  echo "$d"
+}
+cfg=$(push_blob "$T/cfg")
+blob=$(push_blob "$T/blob")
+cat >"$T/art.json" <<JSON
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sbom","config":{"mediaType":"application/vnd.example.sbom.config+json","digest":"$cfg","size":$(stat -c %s "$T/cfg")},"layers":[{"mediaType":"text/plain","digest":"$blob","size":$(stat -c %s "$T/blob")}]}
+JSON
+curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+  --data-binary "@$T/art.json" "http://$R/v2/art/manifests/v1" >/dev/null
+expect_error 1 "not an image|config|diff_ids|media ?type" "$R/art:v1" "$R/x:latest"
+expect_error 2 "reference" "$R/UPPER:latest" "$R/x:latest"
+# Nothing was tagged by the failed conversions.
+if skopeo inspect --tls-verify=false --raw "docker://$R/x:latest" >/dev/null 2>&1; then
+  fail "a failed conversion tagged $R/x:latest"
+fi
