@@ -20,8 +20,8 @@
 #include "base/digest.h"
 #include "base/stream.h"
 #include "format/convert.h"
-#include "format/oci.h"
 #include "format/image_store.h"
+#include "format/oci.h"
 #include "format/oci_layout.h"
 
 namespace lazysnap {

@@ -46,8 +46,8 @@ absl::StatusOr<std::string> OciLayoutStore::ReadBlob(const Sha256& digest, int64
   return layout_->ReadBlob(digest, expected_size, max_size);
 }
 
-absl::StatusOr<std::unique_ptr<InputStream>> OciLayoutStore::OpenBlob(
-    const Sha256& digest, int64_t expected_size) const {
+absl::StatusOr<std::unique_ptr<InputStream>> OciLayoutStore::OpenBlob(const Sha256& digest,
+                                                                      int64_t expected_size) const {
   return layout_->OpenBlob(digest, expected_size);
 }
 

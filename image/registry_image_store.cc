@@ -112,9 +112,8 @@ absl::StatusOr<Descriptor> RegistryImageStore::Resolve(std::string_view tag) con
   registry::Reference r = tag.empty() ? ref_ : ref_.WithObject(tag);
   auto d = client_->Resolve(r);
   if (absl::IsNotFound(d.status())) {
-    return absl::NotFoundError(
-        StrCat(r.String(), ": image not found (no such repository or tag; ", d.status().message(),
-               ")"));
+    return absl::NotFoundError(StrCat(r.String(), ": image not found (no such repository or tag; ",
+                                      d.status().message(), ")"));
   }
   return d;
 }
@@ -128,8 +127,8 @@ absl::StatusOr<std::string> RegistryImageStore::ReadManifest(const Descriptor& d
         StrCat("manifest ", d.digest.ToString(), " is larger than ", max_size, " bytes"));
   }
   if (d.size >= 0 && m.bytes.size() != static_cast<uint64_t>(d.size)) {
-    return absl::DataLossError(StrCat("manifest ", d.digest.ToString(), " has ", m.bytes.size(),
-                                      " bytes, not ", d.size));
+    return absl::DataLossError(
+        StrCat("manifest ", d.digest.ToString(), " has ", m.bytes.size(), " bytes, not ", d.size));
   }
   return std::move(m.bytes);
 }
@@ -143,8 +142,8 @@ absl::StatusOr<std::string> RegistryImageStore::ReadBlob(const Sha256& digest,
   }
   ASSIGN_OR_RETURN(std::string data, client_->FetchBlob(ref_, digest, max_size));
   if (expected_size >= 0 && data.size() != static_cast<uint64_t>(expected_size)) {
-    return absl::DataLossError(StrCat("blob ", digest.ToString(), " has ", data.size(),
-                                      " bytes, not ", expected_size));
+    return absl::DataLossError(
+        StrCat("blob ", digest.ToString(), " has ", data.size(), " bytes, not ", expected_size));
   }
   return data;
 }
@@ -228,7 +227,8 @@ absl::Status RegistryImageStore::CopyBlobFrom(const ImageStore& src, const Descr
       ++stats_.blobs_mounted;
       return absl::OkStatus();
     }
-    if (!mounted.ok()) LZ_LOG(kInfo, "mount of ", d.digest.ToString(), ": ", mounted.status().ToString());
+    if (!mounted.ok())
+      LZ_LOG(kInfo, "mount of ", d.digest.ToString(), ": ", mounted.status().ToString());
   }
   if (auto* l = dynamic_cast<const OciLayoutStore*>(&src)) {
     ASSIGN_OR_RETURN(auto file, FileBlobSource::Open(l->layout().BlobPath(d.digest)));

@@ -66,7 +66,9 @@ class RegistryImageStore : public ImageStore {
  private:
   RegistryImageStore(registry::RegistryClient* client, registry::Reference ref,
                      std::string spool_dir, std::unique_ptr<OciLayout> spool)
-      : client_(client), ref_(std::move(ref)), spool_dir_(std::move(spool_dir)),
+      : client_(client),
+        ref_(std::move(ref)),
+        spool_dir_(std::move(spool_dir)),
         spool_(std::move(spool)) {}
   absl::Status PushFromSource(BlobSource& src, const Sha256& digest) const;
 
@@ -77,7 +79,8 @@ class RegistryImageStore : public ImageStore {
   mutable absl::Mutex mu_;
   mutable UploadStats stats_ ABSL_GUARDED_BY(mu_);
   // Manifests pushed by digest, kept for Tag: digest hex -> (media type, bytes).
-  mutable std::map<std::string, std::pair<std::string, std::string>> manifests_ ABSL_GUARDED_BY(mu_);
+  mutable std::map<std::string, std::pair<std::string, std::string>> manifests_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lazysnap

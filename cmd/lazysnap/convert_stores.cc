@@ -51,9 +51,9 @@ absl::StatusOr<ImageArg> ParseImageArg(const std::string& s, bool force_layout) 
   }
   auto ref = registry::Reference::Parse(rest);
   if (!ref.ok()) {
-    return absl::InvalidArgumentError(
-        StrCat(s, ": not an image reference (", ref.status().message(),
-               "); name an OCI layout as oci:DIR[:TAG]"));
+    return absl::InvalidArgumentError(StrCat(s, ": not an image reference (",
+                                             ref.status().message(),
+                                             "); name an OCI layout as oci:DIR[:TAG]"));
   }
   a.tag = ref->Object();
   a.ref = *std::move(ref);
@@ -81,8 +81,8 @@ absl::Status ConvertStores::StartClient(const ImageArg& src, const ImageArg& dst
   if (flags.plain_http) {
     // A hosts dir of our own: the named registries' own hosts.toml where the user's dir has
     // one (linked), else an origin over http.
-    std::string tmpl = StrCat(flags.temp_dir.empty() ? "/tmp" : flags.temp_dir,
-                              "/lazysnap-hosts-XXXXXX");
+    std::string tmpl =
+        StrCat(flags.temp_dir.empty() ? "/tmp" : flags.temp_dir, "/lazysnap-hosts-XXXXXX");
     if (::mkdtemp(tmpl.data()) == nullptr) {
       return absl::InternalError(StrCat("mkdtemp: ", std::strerror(errno)));
     }
@@ -118,8 +118,8 @@ absl::Status ConvertStores::StartClient(const ImageArg& src, const ImageArg& dst
     }
   }
   ASSIGN_OR_RETURN(transport_, registry::CurlTransport::Create());
-  client_ = std::make_unique<registry::RegistryClient>(transport_.get(), credentials_.get(),
-                                                       options);
+  client_ =
+      std::make_unique<registry::RegistryClient>(transport_.get(), credentials_.get(), options);
   return absl::OkStatus();
 }
 
@@ -128,8 +128,7 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ConvertStores::OpenOne(const ImageAr
   if (a.layout) {
     auto layout = create ? OciLayout::OpenOrCreate(a.dir) : OciLayout::Open(a.dir);
     if (!layout.ok()) {
-      return absl::Status(layout.status().code(),
-                          StrCat(a.dir, ": ", layout.status().message()));
+      return absl::Status(layout.status().code(), StrCat(a.dir, ": ", layout.status().message()));
     }
     layouts_.push_back(*std::move(layout));
     return std::unique_ptr<ImageStore>(new OciLayoutStore(layouts_.back().get()));

@@ -20,9 +20,9 @@
 namespace lazysnap::cli {
 
 struct RegistryFlags {
-  bool plain_http = false;  // talk http to registries without their own hosts.toml
-  std::string hosts_dir;    // containerd certs.d; "" = none
-  std::string docker_config;  // "" = $DOCKER_CONFIG/config.json or ~/.docker/config.json
+  bool plain_http = false;      // talk http to registries without their own hosts.toml
+  std::string hosts_dir;        // containerd certs.d; "" = none
+  std::string docker_config;    // "" = $DOCKER_CONFIG/config.json or ~/.docker/config.json
   double timeout_seconds = 60;  // per registry operation, retries included
   std::string temp_dir;
 };
