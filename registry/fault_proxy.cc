@@ -292,10 +292,18 @@ void FaultProxy::Serve(int fd) {
     }
     if (fault == Fault::kCorrupt && !resp_body.empty()) resp_body[resp_body.size() / 2] ^= 0x5a;
     if (fault == Fault::kWrongRange) {
+      // One byte later (or earlier at the end); a range covering the whole blob gets a
+      // wrong total instead.
       if (auto cr = ParseContentRange(resp.Get("content-range")); cr.ok() && cr->total) {
-        uint64_t shift_first = cr->last + 1 < *cr->total ? cr->first + 1 : cr->first - 1;
-        uint64_t shift_last = cr->last + 1 < *cr->total ? cr->last + 1 : cr->last - 1;
-        resp.Set("content-range", StrCat("bytes ", shift_first, "-", shift_last, "/", *cr->total));
+        uint64_t first = cr->first, last = cr->last, total = *cr->total;
+        if (last + 1 < total) {
+          ++first, ++last;
+        } else if (first > 0) {
+          --first, --last;
+        } else {
+          ++total;
+        }
+        resp.Set("content-range", StrCat("bytes ", first, "-", last, "/", total));
       }
     }
     if (fault == Fault::kTruncate) {
