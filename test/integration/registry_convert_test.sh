@@ -10,8 +10,11 @@
 #  3. converts again: no blob is uploaded again (the --json "upload" counters);
 #  4. converts dst:latest (already eStargz) to another repository: layers kept and
 #     cross-repository mounted, not uploaded; registry -> oci: layout and back;
+#  4b. an index made of the python and python-special images (as linux/amd64 and linux/arm64):
+#     --all-platforms converts both (the shared layer once), --platform picks one;
 #  5. bad input fails with a clear message and exit status 1: unknown repository, a closed
-#     port, a non-image manifest (an artifact); and 2 for a malformed reference.
+#     port, a non-image manifest (an artifact), a missing platform; 2 for a malformed
+#     reference. None of them tags anything.
 # $LAZYSNAP: the lazysnap binary (default ${LAZYSNAP_BUILD_DIR:-build}/cmd/lazysnap).
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -93,6 +96,42 @@ convert "oci:$T/layout:conv" "$R/fromlayout:v1" >"$T/from-layout.json" || fail "
 [ "$(jq -r .digest "$T/from-layout.json")" = "$(jq -r .digest "$T/first.json")" ] ||
   fail "layout round trip changed the image"
 
+# ---- 4b. an index: every platform, or the chosen one -------------------------------------------
+if [ -z "${REGISTRY_CONVERT_IMAGE:-}" ]; then
+  step "multi-platform index: --all-platforms and --platform"
+  skopeo copy -q --dest-tls-verify=false "oci:$(ls_python_image):python-special" \
+    "docker://$R/src:special"
+  entry() {  # TAG ARCH: an index entry for the manifest of src:TAG, labelled linux/ARCH
+    skopeo inspect --tls-verify=false --raw "docker://$R/src:$1" >"$T/m-$1"
+    jq -n --arg d "sha256:$(sha256sum <"$T/m-$1" | cut -d' ' -f1)" --argjson s "$(stat -c %s "$T/m-$1")" \
+      --arg a "$2" '{mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $d,
+        size: $s, platform: {os: "linux", architecture: $a}}'
+  }
+  jq -n --argjson a "$(entry latest amd64)" --argjson b "$(entry special arm64)" \
+    '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [$a, $b]}' \
+    >"$T/index.json"
+  curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' \
+    --data-binary "@$T/index.json" "http://$R/v2/src/manifests/multi" >/dev/null
+  convert --all-platforms "$R/src:multi" "$R/dst:multi-all" >"$T/all.json" || fail "--all-platforms"
+  skopeo inspect --tls-verify=false --raw "docker://$R/dst:multi-all" >"$T/all-index.json"
+  [ "$(jq -r '[.manifests[].platform.architecture] | join(",")' "$T/all-index.json")" = amd64,arm64 ] ||
+    fail "--all-platforms index: $(cat "$T/all-index.json")"
+  for d in $(jq -r '.manifests[].digest' "$T/all-index.json"); do
+    skopeo inspect --tls-verify=false --raw "docker://$R/dst@$d" |
+      jq -e '.layers | all(.annotations["containerd.io/snapshot/stargz/toc.digest"])' >/dev/null ||
+      fail "manifest $d of the index is not eStargz"
+  done
+  # Layer 1 is shared by both platforms and was converted before: nothing but layer 2 is new.
+  jq -e '.upload.blobsUploaded <= 3' "$T/all.json" >/dev/null ||
+    fail "shared layers uploaded again: $(jq -c .upload "$T/all.json")"
+  convert --platform linux/arm64 "$R/src:multi" "$R/dst:multi-arm64" >/dev/null ||
+    fail "--platform linux/arm64"
+  [ "$(skopeo inspect --tls-verify=false --raw "docker://$R/dst:multi-arm64" |
+    jq -r '[.manifests[].platform.architecture] | join(",")')" = arm64 ] ||
+    fail "--platform linux/arm64 index is not arm64 only"
+  expect_platform_error=1
+fi
+
 # ---- 5. errors -------------------------------------------------------------------------------
 expect_error() {  # expect_error STATUS PATTERN ARGS...
   local want=$1 pattern=$2 rc=0
@@ -128,6 +167,9 @@ curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
   --data-binary "@$T/art.json" "http://$R/v2/art/manifests/v1" >/dev/null
 expect_error 1 "not an image|config|diff_ids|media ?type" "$R/art:v1" "$R/x:latest"
 expect_error 2 "reference" "$R/UPPER:latest" "$R/x:latest"
+if [ -n "${expect_platform_error:-}" ]; then
+  expect_error 1 "platform linux/s390x" --platform linux/s390x "$R/src:multi" "$R/x:latest"
+fi
 # Nothing was tagged by the failed conversions.
 if skopeo inspect --tls-verify=false --raw "docker://$R/x:latest" >/dev/null 2>&1; then
   fail "a failed conversion tagged $R/x:latest"
