@@ -79,6 +79,11 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
   RETURN_IF_ERROR(PrepareSocketPath(config.address));
   std::unique_ptr<RemoteLayerMounter> mounter;
   if (config.lazy_pull) {
+    // The cache lives under root, which the snapshotter creates (mode 0700) only below.
+    std::error_code ec;
+    std::filesystem::create_directories(config.root, ec);
+    if (ec) return absl::InternalError(StrCat("create ", config.root, ": ", ec.message()));
+    if (chmod(config.root.c_str(), 0700) != 0) return ErrnoToStatus(errno, StrCat("chmod ", config.root));
     RegistryMounterOptions options;
     options.cache_root = StrCat(config.root, "/cache");
     options.cache_max_bytes = config.cache_max_bytes;
