@@ -44,6 +44,11 @@ absl::StatusOr<Loaded> LoadManifest(const ImageStore& src, const Descriptor& d) 
   if (!data.ok()) return Annotate(data.status(), what);
   auto m = ParseManifest(*data, limits);
   if (!m.ok()) return Annotate(m.status(), what);
+  if (m->config.media_type != kOciConfigMediaType &&
+      m->config.media_type != kDockerConfigMediaType) {
+    return absl::InvalidArgumentError(StrCat(what, " is not a container image (config media type ",
+                                             m->config.media_type, ")"));
+  }
   auto config_data = src.ReadBlob(m->config.digest, m->config.size, limits.max_config_bytes);
   if (!config_data.ok()) return Annotate(config_data.status(), StrCat(what, ": config"));
   auto config = ParseImageConfig(*config_data, limits);

@@ -115,6 +115,9 @@ absl::StatusOr<Descriptor> RegistryImageStore::Resolve(std::string_view tag) con
     return absl::NotFoundError(StrCat(r.String(), ": image not found (no such repository or tag; ",
                                       d.status().message(), ")"));
   }
+  if (!d.ok()) {
+    return absl::Status(d.status().code(), StrCat(r.String(), ": ", d.status().message()));
+  }
   return d;
 }
 
