@@ -9,7 +9,8 @@
 #     with the page cache dropped, and both warm;
 #   - memory of the mount process per mounted file (RSS after mount and after the walk).
 # Needs root and /dev/fuse. Drops the page cache (echo 3 > /proc/sys/vm/drop_caches) between
-# runs. $LAZYSNAP_BUILD_DIR: the build to use. $REPEAT: runs per figure (median), default 5.
+# runs. $LAZYSNAP_BUILD_DIR: the build to use. $REPEAT: runs per figure, default 5; the best
+# (smallest) time is printed, the figure least disturbed by other work on the machine.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 [ "$(id -u)" = 0 ] || ls_die "needs root"
@@ -37,7 +38,7 @@ mount_blob() {  # CACHE_DIR
 }
 unmount_blob() { kill -TERM "$PID"; wait "$PID" || true; PID=; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$PID/status"; }
-# median of the timings (seconds) of running "$@" REPEAT times, each after `$PREP`.
+# the best time (seconds) of running "$@" REPEAT times, each after `$PREP`.
 timed() {
   local prep=$1 i s
   shift
@@ -47,7 +48,7 @@ timed() {
     "$@" >/dev/null 2>&1
     since "$s"
     echo
-  done | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] }'
+  done | sort -n | head -1 | awk '{ printf "%.3f", $1 }'
 }
 row() { printf '%-58s %10s %10s\n' "$@"; }
 
@@ -71,7 +72,7 @@ cold_python() {  # fresh cache and mount each run
     since "$s"
     echo
     unmount_blob
-  done | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] }'
+  done | sort -n | head -1 | awk '{ printf "%.3f", $1 }'
 }
 COLD=$(cold_python)
 row "python3 -c pass, cold (chunks from the blob), s" "$COLD" "$(timed drop chroot "$T/ext" "${PY[@]}")"
@@ -102,7 +103,7 @@ fresh_walk() {
     since "$s"
     echo
     unmount_blob
-  done | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] }'
+  done | sort -n | head -1 | awk '{ printf "%.3f", $1 }'
 }
 row "stat walk of $ENTRIES entries, fresh mount / dropped caches, s" "$(fresh_walk)" \
   "$(timed drop walk "$T/ext")"

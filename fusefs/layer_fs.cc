@@ -31,22 +31,28 @@ std::string OptionValue(std::string_view s) {
 
 constexpr char kFuseCtl[] = "/sys/fs/fuse/connections";
 
+// Writes `data` to an existing (sysfs) file in place.
+absl::Status WriteInPlace(const std::string& path, std::string_view data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, StrCat("open ", path));
+  ssize_t n = ::write(fd, data.data(), data.size());
+  int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(data.size())) return ErrnoToStatus(err, StrCat("write ", path));
+  return absl::OkStatus();
+}
+
 // Tells the kernel to fail every pending and future request of fuse connection `dev`. Mounts
 // the fuse control filesystem first if the system has not (systemd does; containers may not).
 absl::Status AbortConnection(dev_t dev) {
   std::string path = StrCat(kFuseCtl, "/",
                             (static_cast<uint64_t>(major(dev)) << 20) | minor(dev), "/abort");
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT && ::mount("fusectl", kFuseCtl, "fusectl", 0, nullptr) == 0) {
+  absl::Status s = WriteInPlace(path, "1");
+  if (absl::IsNotFound(s) && ::mount("fusectl", kFuseCtl, "fusectl", 0, nullptr) == 0) {
     LZ_LOG(kInfo, "fusefs: mounted fusectl at ", kFuseCtl);
-    fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    s = WriteInPlace(path, "1");
   }
-  if (fd < 0) return ErrnoToStatus(errno, StrCat("open ", path));
-  ssize_t n = ::write(fd, "1", 1);
-  int err = errno;
-  ::close(fd);
-  if (n != 1) return ErrnoToStatus(err, StrCat("write ", path));
-  return absl::OkStatus();
+  return s;
 }
 
 }  // namespace
@@ -104,6 +110,18 @@ absl::StatusOr<std::unique_ptr<LayerFs>> LayerFs::Mount(std::shared_ptr<const Se
     fs->dev_ = top->dev;
   }
   fs->loop_ = std::thread([raw = fs.get()] { raw->RunLoop(); });
+  if (options.read_ahead_kb > 0 && fs->dev_ != 0) {
+    // The kernel caps FUSE readahead at the bdi's setting (128 KiB by default) when it
+    // handles INIT, whatever max_readahead says; raise it after INIT (a stat of the root waits
+    // for it).
+    struct stat root;
+    ::stat(fs->mountpoint_.c_str(), &root);
+    std::string path = StrCat("/sys/class/bdi/", major(fs->dev_), ":", minor(fs->dev_),
+                              "/read_ahead_kb");
+    if (absl::Status s = WriteInPlace(path, StrCat(options.read_ahead_kb)); !s.ok()) {
+      LZ_LOG(kDebug, "fusefs: ", s.ToString());
+    }
+  }
   LZ_LOG(kInfo, "fusefs: mounted ", options.fsname, " at ", fs->mountpoint_, " (",
          fs->view_.index().size(), " entries)");
   return fs;

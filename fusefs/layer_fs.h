@@ -44,6 +44,7 @@ struct LayerFsOptions {
   bool allow_other = true;
   bool default_permissions = true;             // the kernel checks modes and owners
   uint32_t max_read_bytes = 1u << 20;          // largest read request (and max_write)
+  uint32_t read_ahead_kb = 1024;               // the mount's bdi readahead (kernel: 128); 0 keeps it
   std::string fsname = "lazysnap";             // shown in /proc/mounts (e.g. the layer digest)
   OpaqueXattr opaque_xattr = OpaqueXattr::kTrusted;
   // Unmount(): how long to wait for users of a detached mount before aborting the connection.
