@@ -9,7 +9,8 @@
 #     stargz.index.json left out);
 #  3. converts again: no blob is uploaded again (the --json "upload" counters);
 #  4. converts dst:latest (already eStargz) to another repository: layers kept and
-#     cross-repository mounted, not uploaded; registry -> oci: layout and back;
+#     cross-repository mounted, not uploaded; registry -> oci: layout and back; a registry
+#     name mapped to the loopback registry by --hosts-dir (hosts.toml);
 #  4b. an index made of the python and python-special images (as linux/amd64 and linux/arm64):
 #     --all-platforms converts both (the shared layer once), --platform picks one;
 #  5. bad input fails with a clear message and exit status 1: unknown repository, a closed
@@ -95,6 +96,16 @@ skopeo inspect "oci:$T/layout:conv" >/dev/null || fail "skopeo inspect of the la
 convert "oci:$T/layout:conv" "$R/fromlayout:v1" >"$T/from-layout.json" || fail "layout -> registry"
 [ "$(jq -r .digest "$T/from-layout.json")" = "$(jq -r .digest "$T/first.json")" ] ||
   fail "layout round trip changed the image"
+
+step "--hosts-dir: a name served by the loopback registry (streamed copy across registries)"
+mkdir -p "$T/certs.d/registry.test:5000"
+printf 'server = "http://%s"\n' "$R" >"$T/certs.d/registry.test:5000/hosts.toml"
+"$LAZYSNAP" image convert -q --json --hosts-dir "$T/certs.d" registry.test:5000/dst:latest \
+  "$R/viahosts:v1" >"$T/hosts.json" || fail "--hosts-dir conversion failed"
+[ "$(jq -r .digest "$T/hosts.json")" = "$(jq -r .digest "$T/first.json")" ] ||
+  fail "--hosts-dir conversion changed the image"
+jq -e '.upload.blobsMounted == 0 and .upload.blobsUploaded > 0' "$T/hosts.json" >/dev/null ||
+  fail "expected uploads, not mounts, across registry names: $(jq -c .upload "$T/hosts.json")"
 
 # ---- 4b. an index: every platform, or the chosen one -------------------------------------------
 if [ -z "${REGISTRY_CONVERT_IMAGE:-}" ]; then
