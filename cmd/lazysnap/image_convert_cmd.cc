@@ -224,10 +224,14 @@ void AddImageConvertCommand(CLI::App& image, CommandBody* run) {
   cmd->add_flag("--all-platforms", flags->all_platforms, "convert every platform of an index")
       ->excludes(platform);
   cmd->add_flag("-q,--quiet", flags->quiet, "print nothing but errors");
-  cmd->add_flag("--json", flags->json, "print the result as JSON on stdout");
+  cmd->add_flag("--json", flags->json,
+                "print the result as JSON on stdout (with \"upload\" counters for a registry "
+                "DST: blobsUploaded, bytesUploaded, blobsMounted, blobsExisting, "
+                "manifestsPushed)");
   cmd->add_option("--temp-dir", flags->temp_dir,
                   "where to spool uncompressed layers while converting (default $TMPDIR or "
-                  "/tmp); needs room for the largest uncompressed layer per job")
+                  "/tmp); needs room for the largest uncompressed layer per job, and for a registry "
+                  "DST the converted layers until they are uploaded")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("-j,--jobs", flags->jobs, "layers converted at once (default: cores)")
       ->check(CLI::Range(1, 1024));
