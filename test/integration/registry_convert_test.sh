@@ -10,7 +10,8 @@
 #  3. converts again: no blob is uploaded again (the --json "upload" counters);
 #  4. converts dst:latest (already eStargz) to another repository: layers kept and
 #     cross-repository mounted, not uploaded; registry -> oci: layout and back; a registry
-#     name mapped to the loopback registry by --hosts-dir (hosts.toml);
+#     name mapped to the loopback registry by --hosts-dir (hosts.toml); a registry with basic
+#     auth, refused without and written with a --docker-config;
 #  4b. an index made of the python and python-special images (as linux/amd64 and linux/arm64):
 #     --all-platforms converts both (the shared layer once), --platform picks one;
 #  5. bad input fails with a clear message and exit status 1: unknown repository, a closed
@@ -106,6 +107,45 @@ printf 'server = "http://%s"\n' "$R" >"$T/certs.d/registry.test:5000/hosts.toml"
   fail "--hosts-dir conversion changed the image"
 jq -e '.upload.blobsMounted == 0 and .upload.blobsUploaded > 0' "$T/hosts.json" >/dev/null ||
   fail "expected uploads, not mounts, across registry names: $(jq -c .upload "$T/hosts.json")"
+
+# ---- 4a. credentials from a Docker config -----------------------------------------------------
+if command -v htpasswd >/dev/null; then
+  step "a registry with basic auth: --docker-config"
+  mkdir -p "$T/auth/storage"
+  htpasswd -Bbn tester s3cret >"$T/auth/htpasswd"
+  aport=$(ls_free_port)
+  cat >"$T/auth/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $T/auth/storage
+auth:
+  htpasswd:
+    realm: test
+    path: $T/auth/htpasswd
+http:
+  addr: 127.0.0.1:$aport
+YML
+  docker-registry serve "$T/auth/registry.yml" >"$T/auth/log" 2>&1 &
+  ls_on_exit "ls_kill $!"
+  ls_wait_for 20 curl -sS -o /dev/null "http://127.0.0.1:$aport/v2/" || fail "auth registry did not start"
+  A=127.0.0.1:$aport
+  printf '{"auths":{"%s":{"auth":"%s"}}}' "$A" "$(printf tester:s3cret | base64 -w0)" \
+    >"$T/docker-config.json"
+  printf '{"auths":{}}' >"$T/empty-config.json"
+  rc=0
+  "$LAZYSNAP" image convert -q --timeout 10 --docker-config "$T/empty-config.json" \
+    "$R/dst:latest" "$A/auth:v1" 2>"$T/err" || rc=$?
+  [ "$rc" = 1 ] && grep -Eqi "401|unauthori|denied|credential" "$T/err" ||
+    fail "no credentials: exit $rc, $(cat "$T/err")"
+  "$LAZYSNAP" image convert -q --json --docker-config "$T/docker-config.json" \
+    "$R/dst:latest" "$A/auth:v1" >"$T/auth.json" || fail "conversion with credentials failed"
+  skopeo inspect --tls-verify=false --creds tester:s3cret --raw "docker://$A/auth:v1" |
+    jq -e '.layers | all(.annotations["containerd.io/snapshot/stargz/toc.digest"])' >/dev/null ||
+    fail "the image pushed with credentials is missing or not eStargz"
+fi
 
 # ---- 4b. an index: every platform, or the chosen one -------------------------------------------
 if [ -z "${REGISTRY_CONVERT_IMAGE:-}" ]; then
