@@ -77,6 +77,8 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   // Thread-safe.
   std::vector<RemoteLayerStats> Stats() const;
   CacheManager& cache() { return *cache_; }
+  // One line: "<digest> at <dir>: R requests, F of S blob bytes fetched, ...".
+  static std::string Describe(const RemoteLayerStats& s);
 
  private:
   struct Mounted;
@@ -91,7 +93,6 @@ class RegistryLayerMounter : public RemoteLayerMounter {
                                                                  const Labels& labels,
                                                                  RemoteLayerStats* stats);
   std::shared_ptr<Slot> SlotFor(const Sha256& digest);
-  static std::string Describe(const RemoteLayerStats& s);
 
   const RegistryMounterOptions options_;
   const std::unique_ptr<registry::HttpTransport> transport_;

@@ -78,6 +78,7 @@ absl::Status PrepareSocketPath(const std::string& address) {
 absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
   RETURN_IF_ERROR(PrepareSocketPath(config.address));
   std::unique_ptr<RemoteLayerMounter> mounter;
+  RegistryLayerMounter* remote = nullptr;  // owned by the snapshotter; for SIGUSR1
   if (config.lazy_pull) {
     // The cache lives under root, which the snapshotter creates (mode 0700) only below.
     std::error_code ec;
@@ -89,7 +90,9 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
     options.cache_max_bytes = config.cache_max_bytes;
     options.hosts_dir = config.registry_config_path;
     if (const char* home = getenv("HOME")) options.docker_config = StrCat(home, "/.docker/config.json");
-    ASSIGN_OR_RETURN(mounter, RegistryLayerMounter::Create(options));
+    ASSIGN_OR_RETURN(std::unique_ptr<RegistryLayerMounter> m, RegistryLayerMounter::Create(options));
+    remote = m.get();
+    mounter = std::move(m);
   } else {
     LZ_LOG(kInfo, "lazy pulling disabled: every layer is pulled and unpacked by containerd");
     mounter = NewUnavailableRemoteLayerMounter();
@@ -115,9 +118,15 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
   }
   LZ_LOG(kInfo, "lazysnapd serving on ", config.address, ", root ", config.root);
 
-  std::thread waiter([&server, &signals] {
+  std::thread waiter([&server, &signals, remote] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    while (sigwait(&signals, &sig) == 0 && sig == SIGUSR1) {
+      // SIGUSR1: log every mounted remote layer's figures (fetched bytes, cached chunks).
+      if (remote == nullptr) continue;
+      for (const RemoteLayerStats& s : remote->Stats()) {
+        LZ_LOG(kInfo, "remote layer stats: ", RegistryLayerMounter::Describe(s));
+      }
+    }
     LZ_LOG(kInfo, "signal ", sig, " (", strsignal(sig), "): shutting down");
     server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   });
@@ -170,6 +179,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
