@@ -148,6 +148,38 @@ TEST_F(AuthIntegrationTest, BearerTokensAnonymousCredentialedAndRefreshed) {
   EXPECT_EQ(refused.status().ToString().find("nope"), std::string::npos);
 }
 
+TEST_F(AuthIntegrationTest, IdentityTokenFromDockerConfig) {
+  MakeSigningKey("idp");
+  TokenServer::Options topts;
+  topts.key_file = Path("idp.key");
+  topts.cert_file = Path("idp.pem");
+  topts.username = kUser;  // basic credentials would work too; this client has none
+  topts.password = kPassword;
+  topts.refresh_token = "idp-refresh-token";
+  auto tokens = std::move(TokenServer::Start(topts)).value();
+  RegistryConfig cfg;
+  cfg.token_realm = tokens->realm();
+  cfg.token_service = topts.service;
+  cfg.token_issuer = topts.issuer;
+  cfg.token_root_bundle = Path("idp.pem");
+  auto reg = std::move(RegistryProcess::Start(cfg, dir_->path())).value();
+  Reference ref = *Reference::Parse(StrCat(reg->host(), "/sso/app:1"));
+  CredentialStore creds;
+  ASSERT_TRUE(creds
+                  .AddDockerConfig(StrCat(R"({"auths":{")", reg->host(),
+                                          R"(":{"identitytoken":"idp-refresh-token"}}})"))
+                  .ok());
+  RegistryClient client(transport_.get(), &creds, Options());
+  auto d = client.PushBlob(ref, "pushed with an identity token");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(*client.FetchBlob(ref, d->digest, 100), "pushed with an identity token");
+  CredentialStore stale;
+  stale.Add(reg->host(), {"", "", "revoked"});
+  RegistryClient refused(transport_.get(), &stale, Options());
+  EXPECT_TRUE(absl::IsUnauthenticated(refused.PushBlob(ref, "nope").status()));
+  EXPECT_GE(tokens->refusals(), 1);
+}
+
 TEST_F(AuthIntegrationTest, RejectedTokenIsReplacedOn401) {
   MakeSigningKey("old");
   MakeSigningKey("new");

@@ -14,7 +14,10 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/strings.h"
@@ -91,7 +94,8 @@ struct TokenServer::Impl {
   }
 
   // The answer to one request line + headers.
-  std::string Answer(std::string_view head, TokenServer* owner) {
+  // `head` is the request line and headers, `body` a POST's form body.
+  std::string Answer(std::string_view head, std::string_view body, TokenServer* owner) {
     std::string_view line = head.substr(0, head.find("\r\n"));
     std::vector<std::string> parts = absl::StrSplit(AV(line), ' ');
     if (parts.size() < 2 || parts[1].rfind("/token", 0) != 0) {
@@ -111,14 +115,36 @@ struct TokenServer::Impl {
         }
       }
     }
-    nlohmann::json access = nlohmann::json::array();
+    // GET: scope=... repeated in the query. POST (OAuth2 refresh-token grant): one
+    // space-separated scope field and the refresh_token in the form body.
+    std::vector<std::string> scopes;
     std::string_view target = parts[1];
     size_t q = target.find('?');
-    if (q != std::string_view::npos) {
-      for (absl::string_view akv : absl::StrSplit(AV(target.substr(q + 1)), '&')) {
-        std::string_view kv = SV(akv);
-        if (kv.substr(0, 6) != "scope=") continue;
-        std::string scope = UrlDecode(kv.substr(6));
+    std::string_view form = parts[0] == "POST"            ? body
+                            : q != std::string_view::npos ? target.substr(q + 1)
+                                                          : std::string_view();
+    bool refresh_ok = false;
+    for (absl::string_view akv : absl::StrSplit(AV(form), '&')) {
+      std::string_view kv = SV(akv);
+      if (kv.substr(0, 6) == "scope=") {
+        for (absl::string_view sc : absl::StrSplit(UrlDecode(kv.substr(6)), ' ')) {
+          if (!sc.empty()) scopes.emplace_back(sc);
+        }
+      } else if (kv.substr(0, 14) == "refresh_token=") {
+        refresh_ok =
+            !options.refresh_token.empty() && UrlDecode(kv.substr(14)) == options.refresh_token;
+      }
+    }
+    if (parts[0] == "POST") {
+      if (!refresh_ok) {
+        ++owner->refused_;
+        return "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      }
+      authenticated = true;
+    }
+    nlohmann::json access = nlohmann::json::array();
+    {
+      for (const std::string& scope : scopes) {
         std::vector<std::string> f = absl::StrSplit(scope, ':');
         if (f.size() != 3) continue;
         nlohmann::json actions = nlohmann::json::array();
@@ -142,12 +168,12 @@ struct TokenServer::Impl {
                              {"access", access}};
     std::string input = StrCat(B64Url(header.dump()), ".", B64Url(claims.dump()));
     std::string jwt = StrCat(input, ".", B64Url(Sign(input)));
-    std::string body =
+    std::string answer =
         nlohmann::json({{"token", jwt}, {"access_token", jwt}, {"expires_in", options.expires_in}})
             .dump();
     ++owner->issued_;
     return StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ",
-                  body.size(), "\r\nConnection: close\r\n\r\n", body);
+                  answer.size(), "\r\nConnection: close\r\n\r\n", answer);
   }
 
   void Serve(TokenServer* owner) {
@@ -165,7 +191,26 @@ struct TokenServer::Impl {
         if (n <= 0) break;
         head.append(buf, static_cast<size_t>(n));
       }
-      if (head.find("\r\n\r\n") != std::string::npos) SendAll(fd, Answer(head, owner));
+      size_t end = head.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        // A POST's body: Content-Length bytes after the head.
+        uint64_t length = 0;
+        for (absl::string_view ah :
+             absl::StrSplit(AV(std::string_view(head).substr(0, end)), "\r\n")) {
+          if (absl::StartsWithIgnoreCase(ah, "content-length:")) {
+            (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(ah.substr(15)), &length);
+          }
+        }
+        while (head.size() < end + 4 + length && length < 65536) {
+          pollfd cp{fd, POLLIN, 0};
+          if (::poll(&cp, 1, 2000) <= 0) break;
+          ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+          if (n <= 0) break;
+          head.append(buf, static_cast<size_t>(n));
+        }
+        std::string_view all(head);
+        SendAll(fd, Answer(all.substr(0, end + 4), all.substr(end + 4), owner));
+      }
       ::close(fd);
     }
   }

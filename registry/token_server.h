@@ -1,7 +1,8 @@
 // A small docker-registry token server for tests (linked only into tests): answers
-// GET /token?service=S&scope=repository:NAME:ACTIONS with a JWT (RS256, the signing
-// certificate in the x5c header) granting the asked actions, checking HTTP basic credentials
-// when configured. One request per connection. Not for production.
+// GET /token?service=S&scope=repository:NAME:ACTIONS (and POST with an OAuth2 refresh-token
+// grant) with a JWT (RS256, the signing certificate in the x5c header) granting the asked
+// actions, checking HTTP basic credentials or the refresh token when configured. One request per
+// connection. Not for production.
 #ifndef LAZYSNAP_REGISTRY_TOKEN_SERVER_H_
 #define LAZYSNAP_REGISTRY_TOKEN_SERVER_H_
 
@@ -21,9 +22,10 @@ class TokenServer {
     std::string cert_file;  // PEM certificate of that key (the registry's rootcertbundle)
     std::string issuer = "lazysnap-test-issuer";
     std::string service = "lazysnap-test-registry";
-    std::string username;  // when set, requests must carry these basic credentials;
-    std::string password;  // anonymous requests get pull access only
-    int expires_in = 300;  // seconds
+    std::string username;       // when set, requests must carry these basic credentials;
+    std::string password;       // anonymous requests get pull access only
+    std::string refresh_token;  // accepted by POST (grant_type=refresh_token) when set
+    int expires_in = 300;       // seconds
   };
 
   // Listens on a free loopback port and serves from a background thread.
