@@ -10,7 +10,8 @@
 #     (`python3 -c 'print("hello")'`); lazysnapd's per-layer figures (logged at unmount) must
 #     show that only a small fraction of the layer was fetched;
 #  2. lazysnapd is restarted between pull and run (eStargz): the container still runs, and the
-#     mounted layer's files equal the original layer's (every file read through FUSE);
+#     mounted layer's files equal the original layer's (every file read through FUSE); after
+#     lazysnapd is killed (SIGKILL, dead FUSE mounts left behind) and started, images still run;
 #  3. the gzip image: `ctr image pull` (no labels: ordinary snapshots) and `ctr-remote rpull`
 #     (labels, not seekable: logged fallback) both run;
 #  4. the registry is stopped and lazysnapd restarted: it starts, restores its remote
@@ -47,11 +48,15 @@ config_path = "$T/certs.d"
 EOF
 LZD_PID=
 start_lazysnapd() {
+  local n
   echo "==== lazysnapd start $(date +%T)" >>"$T/lazysnapd.log"
+  n=$(grep -c "lazysnapd serving on" "$T/lazysnapd.log" || true)
   "$LAZYSNAPD" --config "$T/lazysnapd.toml" >>"$T/lazysnapd.log" 2>&1 &
   LZD_PID=$!
   ls_on_exit "ls_kill $LZD_PID"
-  ls_wait_for 60 eval "test -S '$T/lz.sock' || ! kill -0 $LZD_PID" || fail "lazysnapd did not start"
+  # Serving once it says so (a socket left by a killed daemon exists before that).
+  ls_wait_for 60 eval "[ \$(grep -c 'lazysnapd serving on' '$T/lazysnapd.log') -gt $n ] || ! kill -0 $LZD_PID" ||
+    fail "lazysnapd did not start"
   kill -0 "$LZD_PID" 2>/dev/null || fail "lazysnapd exited"
   ls_log "lazysnapd serving (pid $LZD_PID)"
 }
@@ -82,9 +87,13 @@ layer_size() { # TAG: the (single) layer's blob size in the registry
 }
 
 run_hello() { # REF ID: runs the image with lazysnap, asserts "hello"
-  local out
-  out=$($CTR run --rm --snapshotter lazysnap "$1" "$2" python3 -c 'print("hello")' 2>&1) ||
-    fail "ctr run $1: $out"
+  local out try
+  # After lazysnapd restarts, containerd's gRPC channel to it may still be in reconnect
+  # backoff for a few seconds ("connection error|closed: unavailable"): retry those only.
+  for try in $(seq 1 20); do
+    out=$($CTR run --rm --snapshotter lazysnap "$1" "$2" python3 -c 'print("hello")' 2>&1) && break
+    case "$out" in *"connection"*unavailable) sleep 1 ;; *) fail "ctr run $1: $out" ;; esac
+  done
   [ "$out" = hello ] || fail "ctr run $1 printed: $out"
   ls_log "ok: $1 printed hello"
 }
@@ -148,6 +157,13 @@ start=$EPOCHREALTIME
 "$DUMP" tree "$mnt" --mtime-seconds | ls_strip_format_files >"$T/fuse.txt"
 ls_same "FUSE mount of the eStargz layer vs the original layer ($(ls_elapsed "$start") s)" \
   "$T/orig.txt" "$T/fuse.txt" || fail "FUSE tree differs"
+
+# A crash leaves dead FUSE mounts behind: the next lazysnapd detaches them and mounts again.
+kill -KILL "$LZD_PID"
+wait "$LZD_PID" 2>/dev/null || true
+start_lazysnapd
+run_hello "$REG/python:lz-zstd" e2e-after-crash
+ls_log "ok: lazysnapd killed (SIGKILL) and started again: the layers are mounted again"
 
 # ---- 3. gzip: ordinary pull, and a remote-labelled pull that falls back ---------------------------
 $CTR image pull --plain-http --snapshotter lazysnap "$REG/python:gzip" >/dev/null || fail "pull gzip"
