@@ -47,14 +47,14 @@ inline std::string GzipMember(std::string_view data, std::string_view extra = {}
 inline std::string UstarHeader(std::string_view name, char typeflag, uint64_t size,
                                std::string_view link = {}, unsigned mode = 0644) {
   char h[512] = {};
-  memcpy(h, name.data(), std::min<size_t>(name.size(), 100));
+  if (!name.empty()) memcpy(h, name.data(), std::min<size_t>(name.size(), 100));
   snprintf(h + 100, 8, "%07o", mode);
   snprintf(h + 108, 8, "%07o", 0);
   snprintf(h + 116, 8, "%07o", 0);
   snprintf(h + 124, 12, "%011llo", static_cast<unsigned long long>(size));
   snprintf(h + 136, 12, "%011o", 0);
   h[156] = typeflag;
-  memcpy(h + 157, link.data(), std::min<size_t>(link.size(), 100));
+  if (!link.empty()) memcpy(h + 157, link.data(), std::min<size_t>(link.size(), 100));
   memcpy(h + 257, "ustar\0" "00", 8);
   memset(h + 148, ' ', 8);
   unsigned sum = 0;
