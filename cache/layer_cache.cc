@@ -380,6 +380,9 @@ absl::StatusOr<DataRange> LayerCache::FileRange(const Entry& file, uint64_t offs
   r.length = std::min(length, file.size - offset);
   r.offset = data_offset_[file.chunks_begin] + offset;
   auto [first, end] = ChunkSpan(file, offset, r.length);
+  if (priority == FetchPriority::kOnDemand) {
+    if (AccessLog* log = access_log_.load(std::memory_order_acquire)) log->Record(first, end);
+  }
   // Fast paths for the common, fully or partly cached cases: no allocation, no sort.
   if (complete_.load(std::memory_order_acquire)) {
     counters_.hits += end - first;
@@ -403,6 +406,21 @@ absl::StatusOr<size_t> LayerCache::ReadFile(const Entry& file, uint64_t offset,
   ASSIGN_OR_RETURN(DataRange r, FileRange(file, offset, buf.size(), priority));
   RETURN_IF_ERROR(PreadFull(r.fd, r.offset, buf.subspan(0, r.length), data_path_));
   return static_cast<size_t>(r.length);
+}
+
+void LayerCache::SetAccessLog(std::shared_ptr<AccessLog> log) {
+  absl::MutexLock lock(&mu_);
+  access_log_.store(log.get(), std::memory_order_release);
+  if (log != nullptr) access_logs_.push_back(std::move(log));
+}
+
+std::shared_ptr<AccessLog> LayerCache::access_log() const {
+  absl::MutexLock lock(&mu_);
+  AccessLog* current = access_log_.load(std::memory_order_acquire);
+  for (const auto& log : access_logs_) {
+    if (log.get() == current) return log;
+  }
+  return nullptr;
 }
 
 bool LayerCache::IsPresent(uint32_t chunk) const {

@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "base/blob_source.h"
+#include "cache/access_log.h"
 #include "cache/chunk_bitmap.h"
 #include "cache/chunk_decoder.h"
 #include "cache/file_io.h"
@@ -114,6 +115,13 @@ class LayerCache {
   // Makes every written chunk durable and its bit persistent (fdatasync data, then bitmap).
   absl::Status Flush();
 
+  // Starts recording on-demand reads (FileRange/ReadFile with kOnDemand) into `log`, whose
+  // chunk count must be this layer's; null stops recording. Logs once set stay alive as long
+  // as the LayerCache (readers may still hold them), so set a handful, not thousands.
+  void SetAccessLog(std::shared_ptr<AccessLog> log);
+  // The log set last, or null.
+  std::shared_ptr<AccessLog> access_log() const;
+
   LayerCacheStats stats() const;
   uint64_t data_offset(uint32_t chunk) const { return data_offset_[chunk]; }
   const std::string& dir() const { return dir_; }
@@ -157,6 +165,8 @@ class LayerCache {
   uint64_t present_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;
   int prefetch_active_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<AccessLog>> access_logs_ ABSL_GUARDED_BY(mu_);  // keep-alive
+  std::atomic<AccessLog*> access_log_{nullptr};  // the current one; read without the lock
   std::atomic<bool> complete_{false};  // every chunk present: reads skip the lock
 
   struct Counters {

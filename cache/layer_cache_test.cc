@@ -445,5 +445,25 @@ TEST_F(LayerCacheTest, OutOfRangeChunkIsInvalidArgument) {
   EXPECT_EQ(cache->EnsureChunks(c).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(LayerCacheTest, OnDemandReadsAreRecordedInTheAccessLogPrefetchIsNot) {
+  Use(MakeTestLayer({10000, 20000}, 4096));  // file 0: chunks 0-2; file 1: chunks 3-7
+  auto cache = MustOpen();
+  auto log = std::make_shared<AccessLog>(static_cast<uint32_t>(layer_.chunks.size()), 100,
+                                         absl::InfiniteDuration());
+  cache->SetAccessLog(log);
+  EXPECT_EQ(cache->access_log(), log);
+  ExpectRead(*cache, 1, 4096, 100);  // chunk 4
+  ExpectRead(*cache, 0, 0, 10000);   // chunks 0, 1, 2
+  ExpectRead(*cache, 1, 4096, 5000);  // chunks 4, 5: 5 is new
+  ASSERT_TRUE(cache->FileRange(layer_.files[1], 16000, 100, FetchPriority::kPrefetch).ok());
+  std::vector<uint32_t> got;
+  for (const auto& a : log->Snapshot()) got.push_back(a.chunk);
+  EXPECT_EQ(got, (std::vector<uint32_t>{4, 0, 1, 2, 5}));
+  cache->SetAccessLog(nullptr);
+  ExpectRead(*cache, 1, 0, 100);  // chunk 3, not recorded
+  EXPECT_EQ(log->size(), 5u);
+  EXPECT_EQ(cache->access_log(), nullptr);
+}
+
 }  // namespace
 }  // namespace lazysnap
