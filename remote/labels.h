@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/digest.h"
@@ -26,11 +27,20 @@ struct RemoteLayerSpec {
   Sha256 digest;                        // the layer blob
   std::optional<registry::Reference> ref;  // the image it is pulled from (its repository)
   std::optional<Sha256> toc_digest;     // containerd.io/snapshot/stargz/toc.digest
+  // The image's manifest: cri.manifest-digest, else the digest of a digest-pinned reference
+  // ("repo@sha256:..."). Keys per-image state (access traces) when present.
+  std::optional<Sha256> manifest_digest;
+  // Every layer of the image, base first (cri.image-layers, else stargz.layers: comma-
+  // separated digests). containerd truncates the list to fit its label size limit, so it
+  // may lack the last layers; `digest` need not be in it.
+  std::vector<Sha256> image_layers;
 };
 
 // Parses the layer `digest` and the labels. A malformed digest, image reference or TOC digest
 // is InvalidArgument; a missing reference leaves `ref` empty (the layer can then only be
-// served from what is cached locally). CRI's labels win over stargz's. Thread-safe.
+// served from what is cached locally). CRI's labels win over stargz's. The informational
+// labels (manifest digest, image layers) never fail the parse: a malformed one is logged and
+// left out (a malformed entry of the layer list ends the list). Thread-safe.
 absl::StatusOr<RemoteLayerSpec> ParseRemoteLayerLabels(const std::string& digest,
                                                        const Labels& labels);
 
