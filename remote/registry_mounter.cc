@@ -57,6 +57,10 @@ absl::StatusOr<std::unique_ptr<RegistryLayerMounter>> RegistryLayerMounter::Crea
     absl::Status s = credentials->AddDockerConfigFile(options.docker_config);
     if (!s.ok()) LZ_LOG(kWarning, "registry credentials: ", s.ToString());
   }
+  if (!options.auths_toml.empty()) {
+    absl::Status s = credentials->AddLazysnapConfig(options.auths_toml);
+    if (!s.ok()) return s;  // names the host, never the secret
+  }
   CacheManagerOptions cache_options;
   cache_options.size_limit_bytes = options.cache_max_bytes;
   ASSIGN_OR_RETURN(std::unique_ptr<CacheManager> cache,

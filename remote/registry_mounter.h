@@ -39,6 +39,9 @@ struct RegistryMounterOptions {
   uint64_t cache_max_bytes = 0;  // 0: unlimited
   std::string hosts_dir;         // containerd's certs.d ("" = default endpoints)
   std::string docker_config;     // a Docker config.json with credentials ("" = none)
+  // lazysnap config.toml text: its [registry.auths."HOST"] tables add credentials, winning
+  // over docker_config's for the same host ("" = none). Secrets: never logged.
+  std::string auths_toml;
   // Retries end at these deadlines: reading the footer and TOC in Mount (the pull waits;
   // past it the layer falls back to a full pull), and each on-demand read of file data
   // (the reader waits; past it, EIO).
