@@ -475,3 +475,28 @@ ls_same() {
     return 1
   fi
 }
+
+# ---- network shaping (bench/shaper) ------------------------------------------------------------
+# ls_start_shaper UPSTREAM_PORT RATE RTT [EXTRA_ARGS...]: starts lazysnap-shaper (build it first:
+# ls_build lazysnap-shaper) on a free loopback port, forwarding to 127.0.0.1:UPSTREAM_PORT with
+# RATE each way per connection (100mbit, 1gbit, unlimited) and RTT added (20ms, 0). EXTRA_ARGS go
+# to the shaper (e.g. --aggregate). Sets LS_SHAPER_PORT, LS_SHAPER_PID and LS_SHAPER_STATS (a JSON
+# file: connections, bytes_up, bytes_down, kept up to date). Stopped at exit.
+ls_start_shaper() {
+  local upstream=$1 rate=$2 rtt=$3 dir pid bin=$LS_BUILD/bench/shaper/lazysnap-shaper
+  shift 3
+  [ -x "$bin" ] || ls_die "no $bin (ls_build lazysnap-shaper)"
+  dir=$(mktemp -d /tmp/ls-shaper.XXXXXX)
+  "$bin" --upstream "127.0.0.1:$upstream" --rate "$rate" --rtt "$rtt" \
+    --stats-file "$dir/stats.json" "$@" >"$dir/port" 2>"$dir/shaper.log" &
+  pid=$!
+  ls_on_exit "ls_kill $pid; rm -rf '$dir'"
+  if ! ls_wait_for 10 test -s "$dir/stats.json"; then
+    cat "$dir/shaper.log" >&2
+    ls_die "lazysnap-shaper did not start"
+  fi
+  LS_SHAPER_PORT=$(head -1 "$dir/port")
+  LS_SHAPER_PID=$pid
+  LS_SHAPER_STATS=$dir/stats.json
+  ls_log "lazysnap-shaper on 127.0.0.1:$LS_SHAPER_PORT -> $upstream ($rate, rtt $rtt, pid $pid)"
+}
