@@ -18,6 +18,7 @@ struct LayerCache::Group {
   uint64_t begin = 0, end = 0;  // blob range
   std::vector<uint32_t> chunks;
   std::shared_ptr<Flight> flight;
+  bool prefetch = false;  // fetched by FetchPriority::kPrefetch
 };
 
 // The fetch of one group, which callers needing any of its chunks wait on.
@@ -95,6 +96,8 @@ absl::Status LayerCache::Init(const Sha256& layer_id) {
     return ErrnoToStatus(errno, StrCat("truncate ", data_path_));
   }
 
+  prefetched_.reset(new std::atomic<uint64_t>[chunks_.size() / 64 + 1]);
+  for (size_t w = 0; w <= chunks_.size() / 64; w++) prefetched_[w].store(0);
   std::vector<bool> bits = bitmap_->Snapshot();
   absl::MutexLock lock(&mu_);
   present_.assign(chunks_.size(), false);
@@ -115,6 +118,11 @@ LayerCache::~LayerCache() {
 }
 
 absl::Status LayerCache::EnsureChunks(absl::Span<const uint32_t> chunks, FetchPriority priority) {
+  return EnsureChunks(chunks, priority, {options_.max_gap_bytes, options_.max_request_bytes});
+}
+
+absl::Status LayerCache::EnsureChunks(absl::Span<const uint32_t> chunks, FetchPriority priority,
+                                      const FetchShape& shape) {
   std::vector<uint32_t> sorted;
   sorted.reserve(chunks.size());
   for (uint32_t c : chunks) {
@@ -130,7 +138,7 @@ absl::Status LayerCache::EnsureChunks(absl::Span<const uint32_t> chunks, FetchPr
                : a < b;
   });
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  if (priority == FetchPriority::kOnDemand) return FetchAndWait(sorted);
+  if (priority == FetchPriority::kOnDemand) return FetchAndWait(sorted, priority, shape);
 
   // Prefetch: one request's worth of chunks at a time, under the per-layer slot limit.
   for (size_t i = 0; i < sorted.size();) {
@@ -138,15 +146,18 @@ absl::Status LayerCache::EnsureChunks(absl::Span<const uint32_t> chunks, FetchPr
     uint64_t begin = chunks_[sorted[i]].compressed_offset;
     while (j < sorted.size() &&
            chunks_[sorted[j]].compressed_offset + chunks_[sorted[j]].compressed_size - begin <=
-               options_.max_request_bytes) {
+               std::max<uint64_t>(shape.max_request_bytes, 1)) {
       j++;
     }
     {
       absl::MutexLock lock(&mu_);
-      while (prefetch_active_ >= std::max(1, options_.max_prefetch_fetches)) changed_.Wait(&mu_);
+      while (prefetch_active_ >= std::max(1, options_.max_prefetch_fetches) ||
+             ondemand_active_ > 0) {
+        changed_.Wait(&mu_);
+      }
       prefetch_active_++;
     }
-    absl::Status s = FetchAndWait(absl::MakeConstSpan(sorted).subspan(i, j - i));
+    absl::Status s = FetchAndWait(absl::MakeConstSpan(sorted).subspan(i, j - i), priority, shape);
     {
       absl::MutexLock lock(&mu_);
       prefetch_active_--;
@@ -158,7 +169,9 @@ absl::Status LayerCache::EnsureChunks(absl::Span<const uint32_t> chunks, FetchPr
   return absl::OkStatus();
 }
 
-absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted) {
+absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted, FetchPriority priority,
+                                      const FetchShape& shape) {
+  const bool prefetch = priority == FetchPriority::kPrefetch;
   std::vector<Group> mine;
   std::vector<std::pair<uint32_t, std::shared_ptr<Flight>>> theirs;
   {
@@ -202,17 +215,19 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted) {
       const Chunk& ch = chunks_[c];
       uint64_t end = ch.compressed_offset + ch.compressed_size;
       bool joins = !mine.empty() &&
-                   ch.compressed_offset <= mine.back().end + options_.max_gap_bytes &&
-                   std::max(end, mine.back().end) - mine.back().begin <= options_.max_request_bytes;
+                   ch.compressed_offset <= mine.back().end + shape.max_gap_bytes &&
+                   std::max(end, mine.back().end) - mine.back().begin <= shape.max_request_bytes;
       if (!joins) {
         mine.emplace_back();
         mine.back().begin = ch.compressed_offset;
         mine.back().flight = std::make_shared<Flight>();
+        mine.back().prefetch = prefetch;
       }
       mine.back().end = std::max(mine.back().end, end);
       mine.back().chunks.push_back(c);
       in_flight_[c] = mine.back().flight;
     }
+    if (!prefetch && !mine.empty()) ondemand_active_++;
   }
 
   absl::Status first_error;
@@ -221,6 +236,11 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted) {
     absl::Status s = FetchGroup(g, &written);
     FinishGroup(g, written, s);
     if (!s.ok() && first_error.ok()) first_error = s;
+  }
+  if (!prefetch && !mine.empty()) {
+    absl::MutexLock lock(&mu_);
+    ondemand_active_--;
+    changed_.SignalAll();
   }
   if (!mine.empty()) {
     bool sync_now;
@@ -253,6 +273,7 @@ absl::Status LayerCache::FetchGroup(const Group& g, std::vector<uint32_t>* writt
   }
   std::string buf(g.end - g.begin, '\0');
   counters_.requests++;
+  if (g.prefetch) counters_.prefetch_requests++;
   absl::Status s = source_->ReadAt(g.begin, absl::MakeSpan(buf));
   if (!s.ok()) {
     counters_.fetch_failures++;
@@ -261,6 +282,7 @@ absl::Status LayerCache::FetchGroup(const Group& g, std::vector<uint32_t>* writt
     return s;
   }
   counters_.bytes_fetched += buf.size();
+  if (g.prefetch) counters_.prefetch_bytes_fetched += buf.size();
   absl::Status first_error;
   std::string out;
   for (uint32_t c : g.chunks) {
@@ -296,7 +318,13 @@ void LayerCache::FinishGroup(const Group& g, const std::vector<uint32_t>& writte
     present_bytes_ += chunks_[c].size;
     unsynced_.push_back(c);
     unsynced_bytes_ += chunks_[c].size;
+    if (g.prefetch) {  // counted before the bit is set: hits never exceed these
+      counters_.prefetch_chunks++;
+      counters_.prefetch_chunk_bytes += chunks_[c].size;
+      prefetched_[c / 64].fetch_or(uint64_t{1} << (c % 64), std::memory_order_release);
+    }
   }
+  if (g.prefetch && !written.empty()) any_prefetched_.store(true, std::memory_order_release);
   if (present_chunks_ == chunks_.size()) complete_ = true;
   for (uint32_t c : g.chunks) in_flight_.erase(c);
   g.flight->status = status;
@@ -383,22 +411,39 @@ absl::StatusOr<DataRange> LayerCache::FileRange(const Entry& file, uint64_t offs
   if (priority == FetchPriority::kOnDemand) {
     if (AccessLog* log = access_log_.load(std::memory_order_acquire)) log->Record(first, end);
   }
+  const bool note = priority == FetchPriority::kOnDemand;
   // Fast paths for the common, fully or partly cached cases: no allocation, no sort.
   if (complete_.load(std::memory_order_acquire)) {
     counters_.hits += end - first;
+    if (note) NotePrefetchedReads(first, end);
     return r;
   }
+  bool cached;
   {
     absl::MutexLock lock(&mu_);
     uint32_t i = first;
     while (i < end && present_[i]) i++;
-    if (i == end) {
-      counters_.hits += end - first;
-      return r;
-    }
+    cached = i == end;
   }
-  RETURN_IF_ERROR(EnsureChunks(ChunksOfRange(file, offset, r.length), priority));
+  if (cached) {
+    counters_.hits += end - first;
+  } else {
+    RETURN_IF_ERROR(EnsureChunks(ChunksOfRange(file, offset, r.length), priority));
+  }
+  if (note) NotePrefetchedReads(first, end);
   return r;
+}
+
+void LayerCache::NotePrefetchedReads(uint32_t first, uint32_t end) {
+  if (!any_prefetched_.load(std::memory_order_acquire)) return;
+  for (uint32_t c = first; c < end; c++) {
+    const uint64_t bit = uint64_t{1} << (c % 64);
+    std::atomic<uint64_t>& word = prefetched_[c / 64];
+    if ((word.load(std::memory_order_relaxed) & bit) == 0) continue;
+    if ((word.fetch_and(~bit, std::memory_order_relaxed) & bit) == 0) continue;
+    counters_.prefetch_hits++;
+    counters_.prefetch_hit_bytes += chunks_[c].size;
+  }
 }
 
 absl::StatusOr<size_t> LayerCache::ReadFile(const Entry& file, uint64_t offset,
@@ -443,6 +488,12 @@ LayerCacheStats LayerCache::stats() const {
   s.verification_failures = counters_.verification_failures;
   s.fetch_failures = counters_.fetch_failures;
   s.syncs = counters_.syncs;
+  s.prefetch_hits = counters_.prefetch_hits;  // hits first: a snapshot never has more hit
+  s.prefetch_hit_bytes = counters_.prefetch_hit_bytes;  // bytes than prefetched bytes
+  s.prefetch_requests = counters_.prefetch_requests;
+  s.prefetch_bytes_fetched = counters_.prefetch_bytes_fetched;
+  s.prefetch_chunks = counters_.prefetch_chunks;
+  s.prefetch_chunk_bytes = counters_.prefetch_chunk_bytes;
   absl::MutexLock lock(&mu_);
   s.present_chunks = present_chunks_;
   s.total_chunks = chunks_.size();

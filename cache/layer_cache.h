@@ -39,9 +39,17 @@
 namespace lazysnap {
 
 // kOnDemand reads (a process waits) fetch everything at once; kPrefetch fetches one request
-// at a time and at most max_prefetch_fetches such requests per layer run at once, so
-// background work never crowds out on-demand reads.
+// at a time, at most max_prefetch_fetches such requests per layer run at once, and a prefetch
+// request does not start while an on-demand fetch of the layer is running, so background work
+// never crowds out on-demand reads. An on-demand read of a chunk a prefetch request is
+// fetching waits on that request instead of fetching the chunk again.
 enum class FetchPriority { kOnDemand, kPrefetch };
+
+// How a prefetch coalesces chunks into requests (EnsureChunks' third argument).
+struct FetchShape {
+  uint64_t max_gap_bytes = 0;      // unused blob bytes fetched to join two ranges
+  uint64_t max_request_bytes = 0;  // cap on one request
+};
 
 struct LayerCacheOptions {
   uint64_t max_request_bytes = 8ull << 20;  // cap on one coalesced ReadAt
@@ -60,6 +68,16 @@ struct LayerCacheStats {
   uint64_t verification_failures = 0;  // chunks the decoder rejected
   uint64_t fetch_failures = 0;         // failed ReadAt calls
   uint64_t syncs = 0;                  // batches made durable
+  // Prefetch (FetchPriority::kPrefetch) figures; the fields above include them.
+  uint64_t prefetch_requests = 0;      // ReadAt calls made by prefetch
+  uint64_t prefetch_bytes_fetched = 0; // blob bytes read by prefetch
+  uint64_t prefetch_chunks = 0;        // chunks fetched by prefetch
+  uint64_t prefetch_chunk_bytes = 0;   // their uncompressed bytes
+  uint64_t prefetch_hits = 0;          // prefetched chunks later read on demand (each once)
+  uint64_t prefetch_hit_bytes = 0;     // their uncompressed bytes
+  // Chunks fetched by prefetch and not (yet) read on demand, in uncompressed bytes.
+  uint64_t prefetch_unused_bytes() const { return prefetch_chunk_bytes - prefetch_hit_bytes; }
+  uint64_t ondemand_chunks() const { return chunks_fetched - prefetch_chunks; }
   uint64_t present_chunks = 0, total_chunks = 0;
   uint64_t present_bytes = 0, total_bytes = 0;
 };
@@ -94,6 +112,9 @@ class LayerCache {
   // fetching the missing ones; blocks until they are or one failed (the first error).
   absl::Status EnsureChunks(absl::Span<const uint32_t> chunks,
                             FetchPriority priority = FetchPriority::kOnDemand);
+  // The same, coalescing by `shape` instead of the options' max_gap_bytes / max_request_bytes.
+  absl::Status EnsureChunks(absl::Span<const uint32_t> chunks, FetchPriority priority,
+                            const FetchShape& shape);
 
   // Reads up to buf.size() bytes of regular file `file` (the Entry holding the data: for a
   // hard link, index.entry(e.inode)) at `offset`, fetching as needed. Returns the bytes read:
@@ -134,10 +155,13 @@ class LayerCache {
   LayerCache(std::string dir, absl::Span<const Chunk> chunks, std::shared_ptr<BlobSource> source,
              std::shared_ptr<ChunkDecoder> decoder, const LayerCacheOptions& options);
   absl::Status Init(const Sha256& layer_id);
-  absl::Status FetchAndWait(absl::Span<const uint32_t> sorted);
+  absl::Status FetchAndWait(absl::Span<const uint32_t> sorted, FetchPriority priority,
+                            const FetchShape& shape);
   absl::Status FetchGroup(const Group& group, std::vector<uint32_t>* written);
   void FinishGroup(const Group& group, const std::vector<uint32_t>& written,
                    const absl::Status& status);
+  // Counts the first on-demand read of each prefetched chunk in [first, end). Lock-free.
+  void NotePrefetchedReads(uint32_t first, uint32_t end);
   // [first, end) indices of the chunks of `file` overlapping [offset, offset + length).
   std::pair<uint32_t, uint32_t> ChunkSpan(const Entry& file, uint64_t offset,
                                           uint64_t length) const;
@@ -165,13 +189,20 @@ class LayerCache {
   uint64_t present_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;
   int prefetch_active_ ABSL_GUARDED_BY(mu_) = 0;
+  int ondemand_active_ ABSL_GUARDED_BY(mu_) = 0;  // on-demand calls fetching groups
   std::vector<std::shared_ptr<AccessLog>> access_logs_ ABSL_GUARDED_BY(mu_);  // keep-alive
   std::atomic<AccessLog*> access_log_{nullptr};  // the current one; read without the lock
   std::atomic<bool> complete_{false};  // every chunk present: reads skip the lock
+  // One bit per chunk: fetched by prefetch and not read on demand since. Set under mu_ (in
+  // FinishGroup), cleared lock-free by the first on-demand read.
+  std::unique_ptr<std::atomic<uint64_t>[]> prefetched_;
+  std::atomic<bool> any_prefetched_{false};  // read path skips the bits until a prefetch
 
   struct Counters {
     std::atomic<uint64_t> hits{0}, waits{0}, requests{0}, bytes_fetched{0}, chunks_fetched{0},
-        verification_failures{0}, fetch_failures{0}, syncs{0};
+        verification_failures{0}, fetch_failures{0}, syncs{0}, prefetch_requests{0},
+        prefetch_bytes_fetched{0}, prefetch_chunks{0}, prefetch_chunk_bytes{0}, prefetch_hits{0},
+        prefetch_hit_bytes{0};
   };
   mutable Counters counters_;
 };

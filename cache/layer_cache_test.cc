@@ -465,5 +465,69 @@ TEST_F(LayerCacheTest, OnDemandReadsAreRecordedInTheAccessLogPrefetchIsNot) {
   EXPECT_EQ(cache->access_log(), nullptr);
 }
 
+TEST_F(LayerCacheTest, PrefetchCountersHitsAndUnusedBytes) {
+  Use(MakeTestLayer({8192, 8192, 8192}, 4096));  // chunks: file0 0-1, file1 2-3, file2 4-5
+  auto cache = MustOpen();
+  std::vector<uint32_t> c = {0, 1, 2, 3};
+  ASSERT_TRUE(cache->EnsureChunks(c, FetchPriority::kPrefetch).ok());
+  LayerCacheStats s = cache->stats();
+  EXPECT_EQ(s.prefetch_chunks, 4u);
+  EXPECT_EQ(s.prefetch_chunk_bytes, 4u * 4096);
+  EXPECT_EQ(s.prefetch_requests, 1u);
+  EXPECT_EQ(s.prefetch_bytes_fetched, 4u * 4096);
+  EXPECT_EQ(s.prefetch_hits, 0u);
+  EXPECT_EQ(s.prefetch_unused_bytes(), 4u * 4096);
+  ExpectRead(*cache, 0, 0, 8192);  // both prefetched chunks of file 0: 2 hits
+  ExpectRead(*cache, 0, 0, 100);   // read again: not counted twice
+  ExpectRead(*cache, 2, 0, 8192);  // fetched on demand
+  s = cache->stats();
+  EXPECT_EQ(s.prefetch_hits, 2u);
+  EXPECT_EQ(s.prefetch_hit_bytes, 2u * 4096);
+  EXPECT_EQ(s.prefetch_unused_bytes(), 2u * 4096);
+  EXPECT_EQ(s.ondemand_chunks(), 2u);
+  EXPECT_EQ(s.requests, 2u);
+}
+
+TEST_F(LayerCacheTest, PrefetchShapeBridgesLargerGaps) {
+  Use(MakeTestLayer({4096, 4096, 4096}, 4096, /*gap=*/100000));
+  LayerCacheOptions o;
+  o.max_gap_bytes = 1000;
+  auto cache = MustOpen(o);
+  std::vector<uint32_t> c = {2, 0, 1};
+  ASSERT_TRUE(cache->EnsureChunks(c, FetchPriority::kPrefetch, {200000, 1 << 20}).ok());
+  ASSERT_EQ(source_->requests().size(), 1u);  // one request across both gaps
+  EXPECT_EQ(source_->requests()[0].size, 3u * 4096 + 2 * 100000);
+  EXPECT_EQ(cache->stats().prefetch_requests, 1u);
+}
+
+TEST_F(LayerCacheTest, PrefetchRequestsWaitWhileAnOnDemandFetchRuns) {
+  Use(MakeTestLayer({4096, 4096}, 4096, /*gap=*/1 << 20));
+  absl::Notification ondemand_started, release_ondemand;
+  source_->set_hook([&](uint64_t offset, absl::Span<char>) {
+    if (offset == 0) {  // file 0: the on-demand read stalls
+      ondemand_started.Notify();
+      release_ondemand.WaitForNotification();
+    }
+    return absl::OkStatus();
+  });
+  auto cache = MustOpen();
+  std::thread reader([&] { ExpectRead(*cache, 0, 0, 4096); });
+  ondemand_started.WaitForNotification();
+  absl::Notification prefetched;
+  std::thread prefetch([&] {
+    std::vector<uint32_t> c = {1};
+    EXPECT_TRUE(cache->EnsureChunks(c, FetchPriority::kPrefetch).ok());
+    prefetched.Notify();
+  });
+  // The prefetch does not start its request while the on-demand fetch runs.
+  EXPECT_FALSE(prefetched.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
+  EXPECT_EQ(source_->requests().size(), 1u);
+  release_ondemand.Notify();
+  reader.join();
+  prefetch.join();
+  EXPECT_EQ(source_->requests().size(), 2u);
+  EXPECT_TRUE(cache->Complete());
+}
+
 }  // namespace
 }  // namespace lazysnap
