@@ -1,5 +1,7 @@
 #include "cmd/lazysnapd/config.h"
 
+#include <cstdlib>
+
 #define TOML_EXCEPTIONS 1  // Debian's compiled toml++ throws; caught right here
 #include <toml++/toml.h>
 
@@ -7,6 +9,7 @@
 #include "base/status_macros.h"
 #include "base/stream.h"
 #include "base/strings.h"
+#include "registry/credentials.h"
 
 namespace lazysnap {
 namespace {
@@ -59,8 +62,24 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
   }
   if (const toml::table* reg = t["registry"].as_table()) {
     RETURN_IF_ERROR(GetString(*reg, "config_path", "registry.", &c.registry_config_path));
+    if (reg->contains("docker_config")) {
+      std::string path;
+      RETURN_IF_ERROR(GetString(*reg, "docker_config", "registry.", &path));
+      c.docker_config = path;
+    }
+    if (const toml::node* auths = reg->get("auths")) {
+      if (!auths->is_table()) {
+        return absl::InvalidArgumentError("config: [registry.auths] must be a table");
+      }
+      registry::CredentialStore check;  // the same parse lazysnapd's registry client uses
+      RETURN_IF_ERROR(check.AddLazysnapConfig(toml_text));
+      c.registry_auths_toml = std::string(toml_text);
+    }
     for (const auto& [k, v] : *reg) {
-      if (k.str() != "config_path") c.unknown_keys.push_back(StrCat("registry.", k.str()));
+      std::string_view key = k.str();
+      if (key != "config_path" && key != "docker_config" && key != "auths") {
+        c.unknown_keys.push_back(StrCat("registry.", key));
+      }
     }
   }
   if (const toml::table* cache = t["cache"].as_table()) {
@@ -76,6 +95,14 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
     }
   }
   return c;
+}
+
+std::string DefaultDockerConfigPath() {
+  const char* dir = getenv("DOCKER_CONFIG");
+  if (dir != nullptr && *dir != '\0') return StrCat(dir, "/config.json");
+  const char* home = getenv("HOME");
+  if (home != nullptr && *home != '\0') return StrCat(home, "/.docker/config.json");
+  return "/root/.docker/config.json";
 }
 
 absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {

@@ -4,6 +4,7 @@
 #define LAZYSNAP_CMD_LAZYSNAPD_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,12 @@ struct DaemonConfig {
   std::string address = "/run/lazysnap/lazysnapd.sock";  // gRPC unix socket
   std::string log_level = "info";                       // debug, info, warn, error
   std::string registry_config_path = "/etc/containerd/certs.d";  // [registry] config_path
+  // [registry] docker_config: a Docker config.json whose `auths` give registry credentials.
+  // nullopt: DefaultDockerConfigPath(); "": none.
+  std::optional<std::string> docker_config;
+  // The config file's text when it has [registry.auths."HOST"] tables (validated by the
+  // parse), for CredentialStore::AddLazysnapConfig; "" otherwise. Holds secrets: never log.
+  std::string registry_auths_toml;
   uint64_t cache_max_bytes = 10ull << 30;               // [cache] max_bytes; 0: no limit
   bool lazy_pull = true;  // mount seekable layers lazily; false: plain overlayfs snapshotter
 
@@ -30,6 +37,10 @@ struct DaemonConfig {
 // Parses TOML text over the defaults. Wrong types, a bad log_level, a negative max_bytes
 // or a TOML syntax error are InvalidArgument naming the key or line.
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text);
+
+// The Docker config docker and containerd's tools use: $DOCKER_CONFIG/config.json, else
+// $HOME/.docker/config.json, else /root/.docker/config.json (a service started without HOME).
+std::string DefaultDockerConfigPath();
 
 // Reads and parses `path`. A missing file is NotFound.
 absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path);

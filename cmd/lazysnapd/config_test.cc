@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 namespace lazysnap {
 namespace {
 
@@ -64,6 +66,62 @@ TEST(DaemonConfigTest, LazyPull) {
 
 TEST(DaemonConfigTest, MissingFileIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(LoadDaemonConfig("/nonexistent/lazysnap.toml").status()));
+}
+
+TEST(DaemonConfigTest, RegistryCredentials) {
+  auto c = ParseDaemonConfig("");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->docker_config.has_value());  // DefaultDockerConfigPath()
+  EXPECT_EQ(c->registry_auths_toml, "");
+
+  const std::string text = R"(
+[registry]
+docker_config = "/etc/lazysnap/docker.json"
+[registry.auths."registry.lan:5000"]
+username = "alice"
+password = "pw"
+[registry.auths."ghcr.io"]
+auth = "Ym9iOnNlY3JldA=="
+)";
+  c = ParseDaemonConfig(text);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->docker_config, "/etc/lazysnap/docker.json");
+  EXPECT_EQ(c->registry_auths_toml, text);
+  EXPECT_TRUE(c->unknown_keys.empty()) << c->unknown_keys[0];
+
+  // "" turns the Docker config off.
+  c = ParseDaemonConfig("[registry]\ndocker_config = \"\"\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->docker_config, "");
+}
+
+TEST(DaemonConfigTest, MalformedCredentialsAreRefusedWithoutTheSecret) {
+  auto c = ParseDaemonConfig("[registry.auths.\"h:5000\"]\nauth = \"not-base64-s3cret\"\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status()));
+  EXPECT_NE(c.status().message().find("h:5000"), std::string::npos) << c.status();
+  EXPECT_EQ(c.status().message().find("s3cret"), std::string::npos) << c.status();
+  c = ParseDaemonConfig("[registry.auths.\"h\"]\npassword = 3\n");
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
+  c = ParseDaemonConfig("[registry]\nauths = 3\n");
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
+  c = ParseDaemonConfig("[registry]\ndocker_config = 3\n");
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
+}
+
+TEST(DaemonConfigTest, DefaultDockerConfigFollowsTheEnvironment) {
+  const char* old_dc = getenv("DOCKER_CONFIG");
+  const char* old_home = getenv("HOME");
+  std::string saved_dc = old_dc ? old_dc : "", saved_home = old_home ? old_home : "";
+  setenv("DOCKER_CONFIG", "/etc/docker-cfg", 1);
+  EXPECT_EQ(DefaultDockerConfigPath(), "/etc/docker-cfg/config.json");
+  unsetenv("DOCKER_CONFIG");
+  setenv("HOME", "/home/u", 1);
+  EXPECT_EQ(DefaultDockerConfigPath(), "/home/u/.docker/config.json");
+  unsetenv("HOME");
+  EXPECT_EQ(DefaultDockerConfigPath(), "/root/.docker/config.json");
+  if (old_dc) setenv("DOCKER_CONFIG", saved_dc.c_str(), 1);
+  if (old_home) setenv("HOME", saved_home.c_str(), 1);
 }
 
 }  // namespace

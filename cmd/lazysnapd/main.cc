@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <chrono>
 #include <cstring>
@@ -89,7 +90,15 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
     options.cache_root = StrCat(config.root, "/cache");
     options.cache_max_bytes = config.cache_max_bytes;
     options.hosts_dir = config.registry_config_path;
-    if (const char* home = getenv("HOME")) options.docker_config = StrCat(home, "/.docker/config.json");
+    options.docker_config = config.docker_config.value_or(DefaultDockerConfigPath());
+    options.auths_toml = config.registry_auths_toml;
+    if (!options.docker_config.empty()) {
+      std::error_code exists_ec;
+      bool found = std::filesystem::exists(options.docker_config, exists_ec);
+      LZ_LOG(kInfo, "registry credentials: Docker config ", options.docker_config,
+             found ? "" : " (not present)",
+             options.auths_toml.empty() ? "" : ", and [registry.auths] of the config file");
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<RegistryLayerMounter> m, RegistryLayerMounter::Create(options));
     remote = m.get();
     mounter = std::move(m);
@@ -118,10 +127,13 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
   }
   LZ_LOG(kInfo, "lazysnapd serving on ", config.address, ", root ", config.root);
 
-  std::thread waiter([&server, &signals, remote] {
+  std::thread waiter([&server, &signals, &snapshotter, remote] {
     int sig = 0;
     while (sigwait(&signals, &sig) == 0 && sig == SIGUSR1) {
       // SIGUSR1: log every mounted remote layer's figures (fetched bytes, cached chunks).
+      OverlaySnapshotter::RemoteCounters counters = snapshotter->remote_counters();
+      LZ_LOG(kInfo, "remote snapshots: ", counters.prepared, " prepared, ", counters.fallbacks,
+             " fell back to an ordinary pull");
       if (remote == nullptr) continue;
       for (const RemoteLayerStats& s : remote->Stats()) {
         LZ_LOG(kInfo, "remote layer stats: ", RegistryLayerMounter::Describe(s));
@@ -172,6 +184,14 @@ int main(int argc, char** argv) {
   SetLogLevel(level);
   for (const std::string& k : config.unknown_keys) {
     LZ_LOG(kWarning, config_path, ": unknown key ", k, " ignored");
+  }
+  struct stat config_stat;
+  if (!config.registry_auths_toml.empty() && stat(config_path.c_str(), &config_stat) == 0 &&
+      (config_stat.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(config_stat.st_mode & 07777));
+    LZ_LOG(kWarning, config_path, " holds registry credentials and is readable by others (mode ",
+           mode, "): chmod 600 it");
   }
 
   // Block the shutdown signals in every thread (gRPC's included); one thread waits for them.
