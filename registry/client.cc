@@ -64,7 +64,8 @@ absl::StatusOr<std::vector<RegistryEndpoint>> RegistryClient::Endpoints(std::str
     auto it = endpoints_.find(domain);
     if (it != endpoints_.end()) return WithCapability(it->second, capability);
   }
-  ASSIGN_OR_RETURN(std::vector<RegistryEndpoint> all, LoadEndpoints(options_.hosts_dir, domain));
+  ASSIGN_OR_RETURN(std::vector<RegistryEndpoint> all,
+                   LoadEndpoints(options_.hosts_dir, domain, options_.plain_http));
   absl::MutexLock l(&mu_);
   endpoints_.emplace(std::string(domain), all);
   std::vector<RegistryEndpoint> out = WithCapability(all, capability);

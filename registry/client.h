@@ -33,6 +33,7 @@ class RegistryBlobSource;
 
 struct ClientOptions {
   std::string hosts_dir;  // containerd's certs.d ("/etc/containerd/certs.d"); "" = defaults
+  PlainHttp plain_http;   // registries reached over http when hosts_dir has no file for them
   RetryPolicy retry;
   Platform platform = Platform::Default();
   size_t upload_chunk_size = size_t{16} << 20;  // larger blobs are uploaded in chunks

@@ -184,18 +184,21 @@ absl::StatusOr<std::vector<RegistryEndpoint>> ParseHostsToml(std::string_view do
   }
 }
 
-std::vector<RegistryEndpoint> DefaultEndpoints(std::string_view domain) {
+std::vector<RegistryEndpoint> DefaultEndpoints(std::string_view domain, bool plain_http) {
   RegistryEndpoint ep;
   ep.host = DefaultRegistryHost(domain);
-  ep.scheme = IsLocalhost(domain) ? "http" : "https";
+  ep.scheme = plain_http || IsLocalhost(domain) ? "http" : "https";
   ep.is_origin = true;
   return {ep};
 }
 
 absl::StatusOr<std::vector<RegistryEndpoint>> LoadEndpoints(std::string_view config_dir,
-                                                            std::string_view domain) {
+                                                            std::string_view domain,
+                                                            const PlainHttp& plain_http) {
+  const bool plain = plain_http.Applies(domain);
   if (!config_dir.empty()) {
     for (std::string_view sub : {domain, std::string_view("_default")}) {
+      if (plain && sub != domain) break;
       std::string dir = StrCat(config_dir, "/", sub);
       std::string path = dir + "/hosts.toml";
       struct stat st;
@@ -206,7 +209,7 @@ absl::StatusOr<std::vector<RegistryEndpoint>> LoadEndpoints(std::string_view con
       return eps;
     }
   }
-  return DefaultEndpoints(domain);
+  return DefaultEndpoints(domain, plain);
 }
 
 std::vector<RegistryEndpoint> WithCapability(const std::vector<RegistryEndpoint>& all,

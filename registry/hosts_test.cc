@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 namespace lazysnap::registry {
 namespace {
 
@@ -76,6 +79,36 @@ skip_verify = false
   auto no_scheme = ParseHostsToml("r.example", "[host.\"mirror.local\"]\n", "/d");
   ASSERT_TRUE(no_scheme.ok());
   EXPECT_EQ((*no_scheme)[0].ApiUrl(), "https://mirror.local/v2");
+}
+
+TEST(HostsTest, ForcedPlainHttpUnlessTheRegistryHasItsOwnFile) {
+  std::string dir = ::testing::TempDir() + "/hosts-plain-http";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/own.example");
+  std::filesystem::create_directories(dir + "/_default");
+  std::ofstream(dir + "/own.example/hosts.toml") << "server = \"https://own.example\"\n";
+  std::ofstream(dir + "/_default/hosts.toml") << "[host.\"https://mirror.example\"]\n";
+  PlainHttp all;
+  all.all = true;
+  auto own = LoadEndpoints(dir, "own.example", all);
+  ASSERT_TRUE(own.ok()) << own.status();
+  ASSERT_EQ(own->size(), 1u);
+  EXPECT_EQ((*own)[0].ApiUrl(), "https://own.example/v2");
+  auto forced = LoadEndpoints(dir, "10.0.0.1:5000", all);
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  ASSERT_EQ(forced->size(), 1u);  // no _default mirror: the origin over http alone
+  EXPECT_EQ((*forced)[0].ApiUrl(), "http://10.0.0.1:5000/v2");
+  EXPECT_TRUE((*forced)[0].is_origin);
+  PlainHttp one;
+  one.hosts.insert("10.0.0.1:5000");
+  EXPECT_EQ((*LoadEndpoints("", "10.0.0.1:5000", one))[0].scheme, "http");
+  EXPECT_EQ((*LoadEndpoints("", "10.0.0.2:5000", one))[0].scheme, "https");
+  auto other = LoadEndpoints(dir, "10.0.0.2:5000", one);
+  ASSERT_TRUE(other.ok());
+  ASSERT_EQ(other->size(), 2u);  // _default's mirror, then the origin over https
+  EXPECT_EQ((*other)[1].ApiUrl(), "https://10.0.0.2:5000/v2");
+  EXPECT_EQ(DefaultEndpoints("docker.io", true)[0].ApiUrl(), "http://registry-1.docker.io/v2");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(HostsTest, RejectsBadFiles) {

@@ -16,16 +16,9 @@
 #include "registry/client.h"
 #include "registry/credentials.h"
 #include "registry/curl_transport.h"
+#include "cmd/lazysnap/registry_flags.h"
 
 namespace lazysnap::cli {
-
-struct RegistryFlags {
-  bool plain_http = false;      // talk http to registries without their own hosts.toml
-  std::string hosts_dir;        // containerd certs.d; "" = none
-  std::string docker_config;    // "" = $DOCKER_CONFIG/config.json or ~/.docker/config.json
-  double timeout_seconds = 60;  // per registry operation, retries included
-  std::string temp_dir;
-};
 
 // One side of a conversion, parsed. InvalidArgument for a malformed argument.
 struct ImageArg {
@@ -37,7 +30,7 @@ struct ImageArg {
 };
 absl::StatusOr<ImageArg> ParseImageArg(const std::string& s, bool force_layout);
 
-// Owns what the stores need: layouts, transport, credentials, client, hosts dir.
+// Owns what the stores need: layouts and the registry client.
 class ConvertStores {
  public:
   ~ConvertStores();
@@ -54,12 +47,9 @@ class ConvertStores {
   ConvertStores() = default;
   absl::StatusOr<std::unique_ptr<ImageStore>> OpenOne(const ImageArg& a, bool create,
                                                       const RegistryFlags& flags);
-  absl::Status StartClient(const ImageArg& src, const ImageArg& dst, const RegistryFlags& flags);
+  absl::Status StartClient(const RegistryFlags& flags);
 
-  std::string plain_hosts_dir_;  // temporary, removed with this
-  std::unique_ptr<registry::CurlTransport> transport_;
-  std::unique_ptr<registry::CredentialStore> credentials_;
-  std::unique_ptr<registry::RegistryClient> client_;
+  std::unique_ptr<RegistryConnection> registry_;
   std::vector<std::unique_ptr<OciLayout>> layouts_;
   std::unique_ptr<ImageStore> src_, dst_;
   const RegistryImageStore* dst_registry_ = nullptr;

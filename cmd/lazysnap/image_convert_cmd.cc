@@ -190,18 +190,7 @@ void AddImageConvertCommand(CLI::App& image, CommandBody* run) {
                   "destination image: REFERENCE or oci:DIR[:TAG] (a layout's TAG defaults to "
                   "SRC's)")
       ->required();
-  cmd->add_flag("--plain-http", flags->registry.plain_http,
-                "talk plain HTTP to the registries (unless --hosts-dir configures them)");
-  cmd->add_option("--hosts-dir", flags->registry.hosts_dir,
-                  "containerd hosts.toml directory (e.g. /etc/containerd/certs.d)")
-      ->check(CLI::ExistingDirectory);
-  cmd->add_option("--docker-config", flags->registry.docker_config,
-                  "registry credentials (default $DOCKER_CONFIG/config.json or "
-                  "~/.docker/config.json)");
-  cmd->add_option("--timeout", flags->registry.timeout_seconds,
-                  "seconds per registry operation, retries included")
-      ->check(CLI::Range(1.0, 86400.0))
-      ->capture_default_str();
+  AddRegistryFlags(*cmd, &flags->registry);
   cmd->add_option("--format", flags->format, "layer format")
       ->check(CLI::IsMember({"estargz", "zstd-chunked"}))
       ->capture_default_str();

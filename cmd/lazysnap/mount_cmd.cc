@@ -2,12 +2,10 @@
 // registry, in the foreground, until SIGINT/SIGTERM or an unmount; prints what was fetched.
 // A tool for demos, debugging and the integration tests; lazysnapd mounts layers itself.
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +23,7 @@
 #include "base/strings.h"
 #include "cache/cache_manager.h"
 #include "cmd/lazysnap/commands.h"
+#include "cmd/lazysnap/registry_flags.h"
 #include "format/layer.h"
 #include "fusefs/layer_fs.h"
 #include "registry/blob_reader.h"
@@ -41,71 +40,28 @@ struct MountFlags {
   std::string blob;
   std::string digest;
   std::string cache_dir;
-  std::string hosts_dir;
-  std::string docker_config;
-  bool plain_http = false;
+  RegistryFlags registry;
   int threads = 16;
-  double deadline_sec = 60;
   bool debug_fuse = false;
 };
 
-// Everything a registry-backed mount keeps alive, in destruction order (last first).
-struct Registry {
-  std::string plain_http_dir;  // a generated hosts.toml dir for --plain-http, removed at exit
-  std::unique_ptr<registry::CurlTransport> transport;
-  registry::CredentialStore credentials;
-  std::unique_ptr<registry::RegistryClient> client;
-  ~Registry() {
-    client.reset();
-    transport.reset();
-    std::error_code ec;
-    if (!plain_http_dir.empty()) std::filesystem::remove_all(plain_http_dir, ec);
-  }
-};
-
 struct Opened {
-  std::unique_ptr<Registry> registry;
+  std::unique_ptr<RegistryConnection> registry;
   std::shared_ptr<BlobSource> source;
   registry::RegistryBlobSource* registry_source = nullptr;  // for request counts
   std::map<std::string, std::string> annotations;
   std::optional<Sha256> digest;  // the blob digest when known
 };
 
-// A hosts.toml directory saying the reference's registry speaks plain HTTP.
-absl::StatusOr<std::string> PlainHttpHostsDir(const std::string& domain) {
-  std::string tmpl = "/tmp/lazysnap-hosts-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-  std::string dir = StrCat(tmpl, "/", domain);
-  if (::mkdir(dir.c_str(), 0700) != 0) return absl::InternalError(StrCat("mkdir ", dir));
-  RETURN_IF_ERROR(WriteFileAtomically(StrCat(dir, "/hosts.toml"),
-                                      StrCat("server = \"http://", domain, "\"\n")));
-  return tmpl;
-}
-
 absl::StatusOr<Opened> OpenRegistryBlob(const MountFlags& f, const std::string& ref_text) {
   Opened o;
   ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::Parse(ref_text));
-  o.registry = std::make_unique<Registry>();
-  Registry& r = *o.registry;
-  registry::ClientOptions options;
-  options.hosts_dir = f.hosts_dir;
-  options.retry.deadline = absl::Seconds(f.deadline_sec);
-  if (f.plain_http) {
-    ASSIGN_OR_RETURN(r.plain_http_dir, PlainHttpHostsDir(ref.domain));
-    options.hosts_dir = r.plain_http_dir;
-  }
-  std::string docker_config = f.docker_config;
-  if (docker_config.empty() && getenv("HOME") != nullptr) {
-    docker_config = StrCat(getenv("HOME"), "/.docker/config.json");
-  }
-  RETURN_IF_ERROR(r.credentials.AddDockerConfigFile(docker_config));
-  ASSIGN_OR_RETURN(r.transport, registry::CurlTransport::Create());
-  r.client = std::make_unique<registry::RegistryClient>(r.transport.get(), &r.credentials,
-                                                        options);
+  ASSIGN_OR_RETURN(o.registry, ConnectRegistry(f.registry));
+  registry::RegistryClient* client = o.registry->client.get();
   // The manifest gives the layer's size and annotations (TOC digest to verify against);
   // without --digest it must have exactly one layer.
   std::optional<uint64_t> size;
-  absl::StatusOr<registry::FetchedManifest> m = r.client->ResolveImage(ref);
+  absl::StatusOr<registry::FetchedManifest> m = client->ResolveImage(ref);
   std::vector<Descriptor> layers;
   if (m.ok()) {
     absl::StatusOr<Manifest> parsed = ParseManifest(m->bytes);
@@ -132,7 +88,7 @@ absl::StatusOr<Opened> OpenRegistryBlob(const MountFlags& f, const std::string& 
   }
   if (!m.ok()) LZ_LOG(kWarning, "no manifest for ", ref_text, " (", m.status().ToString(), ")");
   ASSIGN_OR_RETURN(std::unique_ptr<registry::RegistryBlobSource> blob,
-                   r.client->OpenBlob(ref, *o.digest, size));
+                   client->OpenBlob(ref, *o.digest, size));
   o.registry_source = blob.get();
   o.source = std::move(blob);
   return o;
@@ -258,15 +214,9 @@ void AddMountCommand(CLI::App& app, CommandBody* run) {
   cmd->add_option("--digest", flags->digest,
                   "the layer's digest (required when the image has several layers)");
   cmd->add_option("--cache-dir", flags->cache_dir, "where fetched chunks are kept")->required();
-  cmd->add_option("--hosts-dir", flags->hosts_dir,
-                  "containerd hosts.toml directory (e.g. /etc/containerd/certs.d)");
-  cmd->add_option("--docker-config", flags->docker_config,
-                  "Docker config with credentials (default ~/.docker/config.json)");
-  cmd->add_flag("--plain-http", flags->plain_http, "talk HTTP, not HTTPS, to the registry");
+  AddRegistryFlags(*cmd, &flags->registry, "--deadline");
   cmd->add_option("--threads", flags->threads, "FUSE worker threads")
       ->check(CLI::Range(1, 256))
-      ->capture_default_str();
-  cmd->add_option("--deadline", flags->deadline_sec, "seconds allowed for one registry read")
       ->capture_default_str();
   cmd->add_flag("--debug-fuse", flags->debug_fuse, "trace every FUSE request to stderr");
   cmd->callback([flags, run] { *run = [flags] { return RunMount(*flags); }; });
