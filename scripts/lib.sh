@@ -500,3 +500,79 @@ ls_start_shaper() {
   LS_SHAPER_STATS=$dir/stats.json
   ls_log "lazysnap-shaper on 127.0.0.1:$LS_SHAPER_PORT -> $upstream ($rate, rtt $rtt, pid $pid)"
 }
+
+# ---- benchmark workload images (bench/coldstart) ---------------------------------------------------
+# ls_workload_image NAME: prints the path of a cached OCI layout whose tag NAME is a one-layer
+# image of a Debian bookworm minbase rootfs (debootstrap from the local mirror, built once):
+#   python    python3                      (the ls_python_image layout, tag python)
+#   gcc       gcc, libc6-dev               (compile and run hello.c)
+#   postgres  postgresql (cluster 15/main) (start the server, pg_isready)
+#   numpy     python3-numpy, python3-scipy (import numpy and scipy)
+ls_workload_image() {
+  local name=$1 pkgs out
+  case "$name" in
+    python) ls_python_image; return ;;
+    gcc) pkgs=gcc,libc6-dev ;;
+    postgres) pkgs=postgresql ;;
+    numpy) pkgs=python3-numpy,python3-scipy ;;
+    *) ls_die "unknown workload image '$name'" ;;
+  esac
+  out=$LS_CACHE/$name-oci-v1 # bump the suffix when the recipe changes
+  [ -f "$out/.complete" ] || _ls_locked _ls_build_workload_image "$name" "$pkgs" "$out"
+  [ -f "$out/.complete" ] || ls_die "no $name image"
+  echo "$out"
+}
+ls_gcc_image() { ls_workload_image gcc; }
+ls_postgres_image() { ls_workload_image postgres; }
+ls_numpy_image() { ls_workload_image numpy; }
+
+_ls_build_workload_image() {
+  local name=$1 pkgs=$2 out=$3 mirror tmp ok=0 try
+  [ -f "$out/.complete" ] && return 0
+  rm -rf "$out"
+  mirror=$(ls_debian_mirror)
+  tmp=$(mktemp -d "$LS_CACHE/$name.XXXXXX")
+  ls_log "debootstrap bookworm minbase + $pkgs from $mirror (once; cached in $out)"
+  for try in 1 2; do
+    if debootstrap --variant=minbase --include="$pkgs" bookworm "$tmp/rootfs" "$mirror" \
+      >"$tmp/debootstrap.log" 2>&1; then
+      ok=1
+      break
+    fi
+    ls_log "debootstrap attempt $try failed: $(tail -1 "$tmp/debootstrap.log")"
+    ls_umount_below "$tmp/rootfs"
+    rm -rf "$tmp/rootfs"
+  done
+  ls_umount_below "$tmp"
+  if [ "$ok" != 1 ]; then
+    tail -30 "$tmp/debootstrap.log" >&2
+    rm -rf "$tmp"
+    ls_die "debootstrap of $name failed"
+  fi
+  rm -rf "$tmp/rootfs/var/cache/apt/archives/"*.deb "$tmp/rootfs/var/lib/apt/lists/"* \
+    "$tmp/rootfs/var/log/"*.log "$tmp/rootfs/debootstrap" 2>/dev/null || true
+  if ! bash -c 'set -e; source "$0"; _ls_workload_image_steps "$@"' "$LS_ROOT/scripts/lib.sh" \
+    "$tmp" "$name" >"$tmp/umoci.log" 2>&1; then
+    cat "$tmp/umoci.log" >&2
+    ls_umount_below "$tmp"
+    rm -rf "$tmp"
+    ls_die "building the $name image failed"
+  fi
+  mv "$tmp/layout" "$out"
+  touch "$out/.complete"
+  rm -rf "$tmp"
+}
+_ls_workload_image_steps() {
+  local tmp=$1 name=$2
+  umoci init --layout "$tmp/layout"
+  umoci new --image "$tmp/layout:$name"
+  umoci unpack --image "$tmp/layout:$name" "$tmp/bundle" >/dev/null
+  tar --xattrs --xattrs-include='*' --numeric-owner -C "$tmp/rootfs" -cpf - . |
+    tar --xattrs --xattrs-include='*' --numeric-owner -C "$tmp/bundle/rootfs" -xpf -
+  rm -rf "$tmp/rootfs"
+  umoci repack --image "$tmp/layout:$name" "$tmp/bundle"
+  umoci config --image "$tmp/layout:$name" --config.cmd sh \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --architecture amd64 --os linux
+  umoci gc --layout "$tmp/layout"
+}
