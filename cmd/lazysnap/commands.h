@@ -27,8 +27,12 @@ using CommandBody = std::function<int()>;
 
 // `lazysnap image convert` (image_convert_cmd.cc).
 void AddImageConvertCommand(CLI::App& image, CommandBody* run);
+// `lazysnap image pull` (image_pull_cmd.cc).
+void AddImagePullCommand(CLI::App& image, CommandBody* run);
 // `lazysnap mount` (mount_cmd.cc).
 void AddMountCommand(CLI::App& app, CommandBody* run);
+// `lazysnap trace list|show|rm|push|pull` (trace_cmd.cc).
+void AddTraceCommand(CLI::App& app, CommandBody* run);
 
 // Prints "lazysnap: error: <message>" to stderr; returns kExitUsage for InvalidArgument
 // statuses raised while reading arguments (`usage` true) and kExitRuntimeError otherwise.

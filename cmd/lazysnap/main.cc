@@ -35,7 +35,9 @@ int Main(int argc, char** argv) {
   CLI::App* image = app.add_subcommand("image", "Work with container images");
   image->require_subcommand(1);
   AddImageConvertCommand(*image, &run);
+  AddImagePullCommand(*image, &run);
   AddMountCommand(app, &run);
+  AddTraceCommand(app, &run);
 
   if (argc <= 1) {
     std::fputs(app.help().c_str(), stderr);
