@@ -36,7 +36,6 @@ int Main(int argc, char** argv) {
   image->require_subcommand(1);
   AddImageConvertCommand(*image, &run);
   AddImagePullCommand(*image, &run);
-  AddImageOptimizeCommand(*image, &run);
   AddMountCommand(app, &run);
   AddBenchCommand(app, &run);
   AddTraceCommand(app, &run);
