@@ -227,6 +227,24 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted, FetchPr
       mine.back().chunks.push_back(c);
       in_flight_[c] = mine.back().flight;
     }
+    if (prefetch) {
+      // A prefetch keeps what its bridged gaps hold too: missing chunks lying wholly inside a
+      // request come with it, so a later batch does not fetch those bytes again.
+      for (Group& g : mine) {
+        auto it = std::lower_bound(
+            blob_order_.begin(), blob_order_.end(), g.begin,
+            [this](uint32_t x, uint64_t o) { return chunks_[x].compressed_offset < o; });
+        for (; it != blob_order_.end() && chunks_[*it].compressed_offset < g.end; ++it) {
+          const Chunk& ch = chunks_[*it];
+          if (ch.compressed_offset + ch.compressed_size > g.end || present_[*it] ||
+              in_flight_.count(*it)) {
+            continue;
+          }
+          in_flight_[*it] = g.flight;
+          g.chunks.push_back(*it);
+        }
+      }
+    }
     if (!prefetch && !mine.empty()) ondemand_active_++;
   }
 

@@ -1,0 +1,114 @@
+// PrefetchManager: what lazysnapd does with access traces when layers are mounted
+// (docs/prefetch.md).
+//
+// On each mounted layer of image M (keyed by its manifest digest, prefetch/trace.md):
+//   - M has a trace (local TraceStore, else the TraceSource, e.g. the registry, when set) and
+//     it lists the layer with the same TOC digest: replay its chunks, in trace order.
+//   - else, when the layer has a `.prefetch.landmark`: prefetch the chunks before it.
+//   - M has no trace and recording is on: the layer's reads join M's recording. The recording
+//     ends `window` after the first read or after `quiet` without a new one; the merged trace
+//     is stored (TraceStore::Put) and used from then on.
+//   - then, with background_fetch, the rest of the layer.
+// Layers without an image key get the landmark and background passes only.
+#ifndef LAZYSNAP_PREFETCH_MANAGER_H_
+#define LAZYSNAP_PREFETCH_MANAGER_H_
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/layer_cache.h"
+#include "format/layer.h"
+#include "prefetch/recorder.h"
+#include "prefetch/scheduler.h"
+#include "prefetch/trace.h"
+
+namespace lazysnap {
+
+struct PrefetchConfig {
+  bool record = true;
+  RecordingPolicy recording;
+  uint32_t max_recorded_chunks = 1u << 20;  // per layer
+  bool replay = true;
+  bool landmark = true;
+  bool background_fetch = false;
+  bool registry_lookup = true;  // ask the TraceSource (if set) when no local trace exists
+  PrefetchOptions scheduler;
+};
+
+// Where traces not in the local store come from (the registry: set by lazysnapd's wiring).
+class TraceSource {
+ public:
+  virtual ~TraceSource() = default;
+  // The trace of image `manifest`, pulled as `image_ref` ("" if unknown) names the repository.
+  // NotFound when there is none. Called at most once per image per PrefetchManager, from
+  // LayerMounted (the mount waits: keep it bounded). Must be thread-safe.
+  virtual absl::StatusOr<Trace> Fetch(const std::string& image_ref, const Sha256& manifest) = 0;
+};
+
+struct MountedLayerInfo {
+  std::string id;                // unique while mounted (the mount directory)
+  std::optional<Sha256> image;   // the image manifest digest, if known
+  std::string image_ref;         // the image reference, for TraceSource ("" if unknown)
+  Sha256 digest;                 // the layer blob
+  std::shared_ptr<const SeekableLayer> layer;
+  std::shared_ptr<LayerCache> cache;  // opened over layer->index.chunks()
+};
+
+class PrefetchManager {
+ public:
+  // Traces are stored under `root`/traces (TraceStore).
+  PrefetchManager(const PrefetchConfig& config, std::string root);
+  // Ends every recording that saw reads (stores its trace), cancels prefetching.
+  ~PrefetchManager();
+  PrefetchManager(const PrefetchManager&) = delete;
+  PrefetchManager& operator=(const PrefetchManager&) = delete;
+
+  // Every method is thread-safe.
+
+  void SetTraceSource(std::shared_ptr<TraceSource> source);
+  // Starts replay / landmark / recording / background work for a just-mounted layer.
+  void LayerMounted(const MountedLayerInfo& info);
+  // Stops work for the layer (waits for its running prefetch requests). Its reads recorded so
+  // far stay in the image's recording.
+  void LayerUnmounted(const std::string& id);
+  // Ends the recordings that are due (or all, with `all`), storing their traces. The manager's
+  // own thread calls it periodically; tests call it directly.
+  void FinishRecordings(bool all = false);
+  // Blocks until no prefetch batch is queued or running.
+  void WaitIdle() { scheduler_.WaitIdle(); }
+
+  TraceStore& store() { return store_; }
+  const PrefetchConfig& config() const { return config_; }
+
+ private:
+  struct Image;
+  struct Mount {
+    uint64_t job = 0;  // 0: none
+  };
+  std::shared_ptr<Image> ImageFor(const Sha256& manifest);
+  // The image's trace, loading it on first use (store, then source). Null when none.
+  std::shared_ptr<const Trace> TraceOf(Image& image, const MountedLayerInfo& info);
+  void Monitor();
+
+  const PrefetchConfig config_;
+  TraceStore store_;
+  PrefetchScheduler scheduler_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar stop_cv_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<TraceSource> source_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<Image>> images_ ABSL_GUARDED_BY(mu_);  // by hex
+  std::map<std::string, Mount> mounts_ ABSL_GUARDED_BY(mu_);                   // by id
+  std::thread monitor_;  // last: started after the fields above
+};
+
+}  // namespace lazysnap
+
+#endif  // LAZYSNAP_PREFETCH_MANAGER_H_

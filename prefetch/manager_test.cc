@@ -1,0 +1,216 @@
+#include "prefetch/manager.h"
+
+#include <sys/stat.h>
+
+#include "absl/time/clock.h"
+#include "base/testing.h"
+#include "cache/testing.h"
+#include "format/estargz_testutil.h"
+#include "format/layer.h"
+#include "gtest/gtest.h"
+
+namespace lazysnap {
+namespace {
+
+using cache_testing::PseudoRandom;
+using cache_testing::TempDir;
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void Build(bool landmark) {
+    lazysnap::testing::EstargzBuilder b;
+    b.AddFile("bin/a", PseudoRandom(30000, 1), 8192, 0755);
+    b.AddFile("bin/b", PseudoRandom(20000, 2), 8192);
+    if (landmark) b.AddFile(".prefetch.landmark", "\x0f");
+    for (int i = 0; i < 10; i++) b.AddFile(StrCat("lib/f", i), PseudoRandom(5000 + i, 10 + i));
+    blob_ = b.Finish();
+    mem_ = std::make_unique<MemoryBlobSource>(blob_);
+    auto layer = OpenLayer(*mem_, OpenOptions{});
+    ASSERT_TRUE(layer.ok()) << layer.status();
+    layer_ = std::shared_ptr<const SeekableLayer>(*std::move(layer));
+  }
+  // A cold cache of the layer in a fresh directory, reading through a counting source.
+  std::shared_ptr<LayerCache> ColdCache() {
+    dirs_.push_back(std::make_unique<TempDir>());
+    counting_ = std::make_shared<CountingBlobSource>(mem_.get());
+    auto c = LayerCache::Open(dirs_.back()->path(), layer_->toc_digest, layer_->index.chunks(),
+                              counting_,
+                              std::make_shared<FormatChunkDecoder>(layer_->index.format()));
+    EXPECT_TRUE(c.ok()) << c.status();
+    return std::shared_ptr<LayerCache>(*std::move(c));
+  }
+  MountedLayerInfo Info(std::shared_ptr<LayerCache> cache, bool keyed = true) {
+    MountedLayerInfo i;
+    i.id = "/mnt/1";
+    if (keyed) i.image = manifest_;
+    i.digest = layer_digest_;
+    i.layer = layer_;
+    i.cache = std::move(cache);
+    return i;
+  }
+  const Entry& File(std::string_view path) {
+    EntryId id = layer_->index.LookupPath(path);
+    EXPECT_NE(id, kNoEntry) << path;
+    return layer_->index.entry(id);
+  }
+  std::vector<uint32_t> ChunksOf(LayerCache& cache, std::string_view path) {
+    const Entry& e = File(path);
+    return cache.ChunksOfRange(e, 0, e.size);
+  }
+  void ReadAll(LayerCache& cache, std::string_view path) {
+    const Entry& e = File(path);
+    std::string buf(e.size, '\0');
+    auto n = cache.ReadFile(e, 0, absl::MakeSpan(buf));
+    ASSERT_TRUE(n.ok()) << n.status();
+  }
+  PrefetchConfig Config() {
+    PrefetchConfig c;
+    c.recording.quiet = absl::Milliseconds(100);
+    return c;
+  }
+
+  TempDir root_;
+  std::vector<std::unique_ptr<TempDir>> dirs_;
+  std::string blob_;
+  std::unique_ptr<MemoryBlobSource> mem_;
+  std::shared_ptr<CountingBlobSource> counting_;
+  std::shared_ptr<const SeekableLayer> layer_;
+  Sha256 manifest_ = Sha256::Of("manifest");
+  Sha256 layer_digest_ = Sha256::Of("layer");
+};
+
+TEST_F(ManagerTest, FirstRunRecordsATraceSecondColdStartReplaysIt) {
+  Build(/*landmark=*/false);
+  std::vector<uint32_t> want;
+  {
+    PrefetchManager m(Config(), root_.path());
+    auto cache = ColdCache();
+    m.LayerMounted(Info(cache));
+    ASSERT_NE(cache->access_log(), nullptr);
+    ReadAll(*cache, "lib/f3");
+    ReadAll(*cache, "bin/b");
+    ReadAll(*cache, "lib/f3");  // again: recorded once
+    for (auto* p : {"lib/f3", "bin/b"}) {
+      for (uint32_t c : ChunksOf(*cache, p)) want.push_back(c);
+    }
+    // The recording ends once reads have been quiet for 100 ms.
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!m.store().Has(manifest_) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_TRUE(m.store().Has(manifest_));
+    EXPECT_EQ(cache->access_log(), nullptr);  // recording stopped
+    m.LayerUnmounted("/mnt/1");
+  }
+  TraceStore store(root_.path());
+  auto trace = store.Get(manifest_);
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  const LayerTrace* lt = trace->Find(layer_digest_);
+  ASSERT_NE(lt, nullptr);
+  EXPECT_EQ(lt->toc_digest, layer_->toc_digest);
+  std::vector<uint32_t> got;
+  for (const TraceAccess& a : lt->chunks) got.push_back(a.chunk);
+  EXPECT_EQ(got, want);
+
+  // Cold start with the trace: the traced chunks are fetched before any read, in few requests.
+  PrefetchManager m(Config(), root_.path());
+  auto cache = ColdCache();
+  m.LayerMounted(Info(cache));
+  EXPECT_EQ(cache->access_log(), nullptr);  // a trace exists: no recording
+  m.WaitIdle();
+  for (uint32_t c : want) EXPECT_TRUE(cache->IsPresent(c)) << c;
+  EXPECT_FALSE(cache->Complete());
+  LayerCacheStats before = cache->stats();
+  EXPECT_LE(before.prefetch_requests, 2u);
+  ReadAll(*cache, "lib/f3");
+  ReadAll(*cache, "bin/b");
+  LayerCacheStats after = cache->stats();
+  EXPECT_EQ(after.requests, before.requests);  // every read served from prefetched chunks
+  EXPECT_EQ(after.prefetch_hits, want.size());
+  m.LayerUnmounted("/mnt/1");
+}
+
+TEST_F(ManagerTest, ALayerWhoseTocDiffersIsNotReplayed) {
+  Build(/*landmark=*/false);
+  Trace t;
+  t.manifest = manifest_;
+  t.layers.push_back({layer_digest_, Sha256::Of("another toc"), {{0, 0}, {1, 0}}});
+  ASSERT_TRUE(TraceStore(root_.path()).Put(t).ok());
+  PrefetchManager m(Config(), root_.path());
+  auto cache = ColdCache();
+  m.LayerMounted(Info(cache));
+  m.WaitIdle();
+  EXPECT_EQ(counting_->reads(), 0u);
+  EXPECT_EQ(cache->access_log(), nullptr);  // nor recorded: the image has a trace
+  m.LayerUnmounted("/mnt/1");
+}
+
+TEST_F(ManagerTest, LandmarkPrefetchesThePrioritizedFilesOnly) {
+  Build(/*landmark=*/true);
+  ASSERT_TRUE(layer_->index.prefetch_landmark_offset().has_value());
+  PrefetchManager m(Config(), root_.path());
+  auto cache = ColdCache();
+  m.LayerMounted(Info(cache, /*keyed=*/false));
+  m.WaitIdle();
+  for (auto* p : {"bin/a", "bin/b"}) {
+    for (uint32_t c : ChunksOf(*cache, p)) EXPECT_TRUE(cache->IsPresent(c)) << p;
+  }
+  for (uint32_t c : ChunksOf(*cache, "lib/f0")) EXPECT_FALSE(cache->IsPresent(c));
+  m.LayerUnmounted("/mnt/1");
+}
+
+TEST_F(ManagerTest, BackgroundFetchCompletesTheLayer) {
+  Build(/*landmark=*/false);
+  PrefetchConfig c = Config();
+  c.background_fetch = true;
+  c.record = false;
+  PrefetchManager m(c, root_.path());
+  auto cache = ColdCache();
+  m.LayerMounted(Info(cache));
+  m.WaitIdle();
+  EXPECT_TRUE(cache->Complete());
+  m.LayerUnmounted("/mnt/1");
+}
+
+class FakeSource : public TraceSource {
+ public:
+  explicit FakeSource(Trace t) : trace_(std::move(t)) {}
+  absl::StatusOr<Trace> Fetch(const std::string& ref, const Sha256& manifest) override {
+    calls_++;
+    ref_ = ref;
+    if (manifest != trace_.manifest) return absl::NotFoundError("none");
+    return trace_;
+  }
+  int calls_ = 0;
+  std::string ref_;
+
+ private:
+  Trace trace_;
+};
+
+TEST_F(ManagerTest, TraceFromTheSourceIsReplayedAndStoredLocally) {
+  Build(/*landmark=*/false);
+  Trace t;
+  t.manifest = manifest_;
+  t.layers.push_back({layer_digest_, layer_->toc_digest, {{2, 0}}});
+  auto source = std::make_shared<FakeSource>(t);
+  PrefetchManager m(Config(), root_.path());
+  m.SetTraceSource(source);
+  auto cache = ColdCache();
+  MountedLayerInfo info = Info(cache);
+  info.image_ref = "registry.example/app:1";
+  m.LayerMounted(info);
+  m.WaitIdle();
+  EXPECT_TRUE(cache->IsPresent(2));
+  EXPECT_EQ(source->calls_, 1);
+  EXPECT_EQ(source->ref_, "registry.example/app:1");
+  EXPECT_TRUE(m.store().Has(manifest_));
+  m.LayerUnmounted("/mnt/1");
+  info.id = "/mnt/2";
+  m.LayerMounted(info);  // known now: no second lookup
+  EXPECT_EQ(source->calls_, 1);
+  m.LayerUnmounted("/mnt/2");
+}
+
+}  // namespace
+}  // namespace lazysnap

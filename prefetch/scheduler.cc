@@ -1,0 +1,181 @@
+#include "prefetch/scheduler.h"
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+#include "base/log.h"
+#include "base/strings.h"
+
+namespace lazysnap {
+
+struct PrefetchScheduler::Job {
+  uint64_t id = 0;
+  PrefetchJob spec;  // `order` cleared once cut into batches
+  absl::Time started;
+  uint64_t batches_total = 0;
+  uint64_t batches_done = 0;  // run, skipped or dropped
+  int running = 0;
+  bool failed = false;
+  bool cancelled = false;
+};
+
+PrefetchScheduler::PrefetchScheduler(const PrefetchOptions& options)
+    : options_(options), bucket_(options.bandwidth_limit, options.first_batch_bytes) {
+  for (int i = 0; i < std::max(1, options_.workers); i++) workers_.emplace_back([this] { Work(); });
+}
+
+PrefetchScheduler::~PrefetchScheduler() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    for (auto& job : jobs_) job->cancelled = true;
+    ordered_.clear();
+    background_.clear();
+    changed_.SignalAll();
+  }
+  for (std::thread& t : workers_) t.join();
+}
+
+std::vector<std::vector<uint32_t>> PrefetchScheduler::Cut(const PrefetchJob& job,
+                                                          const std::vector<uint32_t>& order,
+                                                          bool grow) const {
+  std::vector<std::vector<uint32_t>> batches;
+  uint64_t cap = grow ? options_.first_batch_bytes : options_.max_batch_bytes;
+  uint64_t bytes = 0;
+  for (uint32_t c : order) {
+    if (c >= job.chunks.size() || job.chunks[c].size == 0 || job.chunks[c].zeros) continue;
+    if (batches.empty() || bytes >= cap) {
+      if (!batches.empty()) cap = std::min(cap * 2, std::max(options_.max_batch_bytes, cap));
+      batches.emplace_back();
+      bytes = 0;
+    }
+    batches.back().push_back(c);
+    bytes += job.chunks[c].compressed_size;
+  }
+  return batches;
+}
+
+uint64_t PrefetchScheduler::Submit(PrefetchJob spec) {
+  auto job = std::make_shared<Job>();
+  job->started = absl::Now();
+  std::vector<std::vector<uint32_t>> ordered = Cut(spec, spec.order, /*grow=*/true);
+  std::vector<std::vector<uint32_t>> rest;
+  if (spec.background) {
+    std::vector<bool> listed(spec.chunks.size(), false);
+    for (uint32_t c : spec.order) {
+      if (c < listed.size()) listed[c] = true;
+    }
+    std::vector<uint32_t> others;
+    for (uint32_t c = 0; c < spec.chunks.size(); c++) {
+      if (!listed[c]) others.push_back(c);
+    }
+    std::sort(others.begin(), others.end(), [&spec](uint32_t a, uint32_t b) {
+      return spec.chunks[a].compressed_offset < spec.chunks[b].compressed_offset;
+    });
+    rest = Cut(spec, others, /*grow=*/false);
+  }
+  spec.order.clear();
+  spec.order.shrink_to_fit();
+  job->spec = std::move(spec);
+  job->batches_total = ordered.size() + rest.size();
+  absl::MutexLock lock(&mu_);
+  job->id = next_id_++;
+  if (job->batches_total == 0) return job->id;
+  jobs_.push_back(job);
+  for (auto& b : ordered) ordered_.push_back({job, std::move(b)});
+  for (auto& b : rest) background_.push_back({job, std::move(b)});
+  changed_.SignalAll();
+  return job->id;
+}
+
+void PrefetchScheduler::Cancel(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  auto it = std::find_if(jobs_.begin(), jobs_.end(), [id](const auto& j) { return j->id == id; });
+  if (it == jobs_.end()) return;
+  std::shared_ptr<Job> job = *it;
+  job->cancelled = true;
+  auto mine = [&job](const Batch& b) { return b.job == job; };
+  ordered_.erase(std::remove_if(ordered_.begin(), ordered_.end(), mine), ordered_.end());
+  background_.erase(std::remove_if(background_.begin(), background_.end(), mine),
+                    background_.end());
+  changed_.SignalAll();
+  while (job->running > 0) changed_.Wait(&mu_);
+  jobs_.erase(std::remove(jobs_.begin(), jobs_.end(), job), jobs_.end());
+  changed_.SignalAll();
+}
+
+void PrefetchScheduler::WaitIdle() {
+  absl::MutexLock lock(&mu_);
+  while (!ordered_.empty() || !background_.empty() || running_ > 0) changed_.Wait(&mu_);
+}
+
+std::vector<PrefetchJobStats> PrefetchScheduler::Stats() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<PrefetchJobStats> out;
+  for (const auto& j : jobs_) {
+    out.push_back({j->spec.name, j->batches_done, j->batches_total, j->failed, j->cancelled});
+  }
+  return out;
+}
+
+void PrefetchScheduler::Work() {
+  for (;;) {
+    Batch batch;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!stop_ && ordered_.empty() && background_.empty()) changed_.Wait(&mu_);
+      if (stop_) return;
+      std::deque<Batch>& q = !ordered_.empty() ? ordered_ : background_;
+      batch = std::move(q.front());
+      q.pop_front();
+      running_++;
+      batch.job->running++;
+    }
+    RunBatch(batch);
+    std::shared_ptr<Job> job = std::move(batch.job);
+    batch = Batch{};
+    absl::MutexLock lock(&mu_);
+    running_--;
+    job->running--;
+    job->batches_done++;
+    if (job->batches_done == job->batches_total && !job->cancelled) {
+      LayerCacheStats s = job->spec.cache->stats();
+      LZ_LOG(kInfo, "prefetch of ", job->spec.name, " done in ",
+             absl::FormatDuration(absl::Now() - job->started), ": ", s.prefetch_chunks,
+             " chunks, ", s.prefetch_bytes_fetched, " bytes in ", s.prefetch_requests,
+             " requests", job->failed ? " (some batches failed)" : "");
+      jobs_.erase(std::remove(jobs_.begin(), jobs_.end(), job), jobs_.end());
+    }
+    changed_.SignalAll();
+  }
+}
+
+void PrefetchScheduler::RunBatch(const Batch& batch) {
+  Job& job = *batch.job;
+  uint64_t missing = 0;
+  for (uint32_t c : batch.chunks) {
+    if (!job.spec.cache->IsPresent(c)) missing += job.spec.chunks[c].compressed_size;
+  }
+  if (missing == 0) return;
+  const absl::Time start = absl::Now() + bucket_.Reserve(missing, absl::Now());
+  {
+    absl::MutexLock lock(&mu_);
+    while (!stop_ && !job.cancelled && absl::Now() < start) {
+      changed_.WaitWithDeadline(&mu_, start);
+    }
+    if (stop_ || job.cancelled) return;
+  }
+  absl::Status s = job.spec.cache->EnsureChunks(
+      batch.chunks, FetchPriority::kPrefetch,
+      FetchShape{options_.max_gap_bytes, options_.max_request_bytes});
+  if (!s.ok()) {
+    absl::MutexLock lock(&mu_);
+    if (!job.failed) {
+      LZ_LOG(kWarning, "prefetch of ", job.spec.name, ": ", s.ToString(),
+             " (its other batches still run; on-demand reads retry)");
+    }
+    job.failed = true;
+  }
+}
+
+}  // namespace lazysnap

@@ -1,0 +1,257 @@
+#include "prefetch/scheduler.h"
+
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "cache/testing.h"
+#include "gtest/gtest.h"
+
+namespace lazysnap {
+namespace {
+
+using cache_testing::MakeTestLayer;
+using cache_testing::PlainChunkDecoder;
+using cache_testing::RecordingBlobSource;
+using cache_testing::TempDir;
+using cache_testing::TestLayer;
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void Use(TestLayer layer, LayerCacheOptions options = {}) {
+    layer_ = std::move(layer);
+    source_ = std::make_shared<RecordingBlobSource>(layer_.blob);
+    auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, source_,
+                              std::make_shared<PlainChunkDecoder>(), options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    cache_ = std::move(*c);
+  }
+  PrefetchJob Job(std::vector<uint32_t> order, bool background = false) {
+    PrefetchJob j;
+    j.name = "test";
+    j.cache = cache_;
+    j.chunks = layer_.chunks;
+    j.order = std::move(order);
+    j.background = background;
+    return j;
+  }
+  bool Read(size_t f) {
+    std::string buf(layer_.contents[f].size(), '\0');
+    auto n = cache_->ReadFile(layer_.files[f], 0, absl::MakeSpan(buf));
+    return n.ok() && buf == layer_.contents[f];
+  }
+
+  TempDir dir_;
+  TestLayer layer_;
+  std::shared_ptr<RecordingBlobSource> source_;
+  std::shared_ptr<LayerCache> cache_;
+};
+
+TEST_F(SchedulerTest, ReplaysInTraceOrderBatchByBatch) {
+  // 8 files of one 64 KiB chunk each, 1 MiB apart: no coalescing across files.
+  Use(MakeTestLayer(std::vector<uint64_t>(8, 65536), 65536, /*gap=*/1 << 20));
+  PrefetchOptions o;
+  o.workers = 1;
+  o.max_gap_bytes = 0;
+  o.first_batch_bytes = 1;  // batches of 1, 2, 4... chunks
+  o.max_batch_bytes = 1;    // ...capped at one chunk: one request per chunk, in trace order
+  PrefetchScheduler s(o);
+  std::vector<uint32_t> order = {5, 2, 7, 0, 3};
+  s.Submit(Job(order));
+  s.WaitIdle();
+  auto reqs = source_->requests();
+  ASSERT_EQ(reqs.size(), order.size());
+  for (size_t i = 0; i < order.size(); i++) {
+    EXPECT_EQ(reqs[i].offset, layer_.chunks[order[i]].compressed_offset) << i;
+  }
+  LayerCacheStats st = cache_->stats();
+  EXPECT_EQ(st.prefetch_chunks, order.size());
+  EXPECT_EQ(st.prefetch_requests, order.size());
+  for (uint32_t c : order) EXPECT_TRUE(cache_->IsPresent(c));
+  EXPECT_FALSE(cache_->IsPresent(1));
+}
+
+TEST_F(SchedulerTest, GrowingBatchesCoalesceNearbyChunksAcrossGaps) {
+  // 64 files of 4 KiB, 1000 bytes apart; the trace visits them out of order.
+  Use(MakeTestLayer(std::vector<uint64_t>(64, 4096), 4096, /*gap=*/1000));
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < 64; i++) order.push_back((i * 37) % 64);
+  {
+    PrefetchOptions o;
+    o.workers = 1;
+    o.max_gap_bytes = 1 << 20;  // bridges any gap of this small layer
+    o.first_batch_bytes = 8192;
+    o.max_batch_bytes = 1 << 20;
+    PrefetchScheduler s(o);
+    s.Submit(Job(order));
+    s.WaitIdle();
+  }
+  // Batches of 2, 4, 8, 16, 34 chunks, each one request: the first (chunks 0 and 37) spans
+  // chunks 0..37 and keeps all of them, so no chunk is fetched twice.
+  EXPECT_LE(source_->requests().size(), 5u);
+  EXPECT_EQ(cache_->stats().chunks_fetched, 64u);
+  EXPECT_TRUE(cache_->Complete());
+  for (size_t f = 0; f < 64; f++) ASSERT_TRUE(Read(f));
+  EXPECT_EQ(cache_->stats().prefetch_hits, 64u);
+  EXPECT_EQ(cache_->stats().prefetch_unused_bytes(), 0u);
+}
+
+TEST_F(SchedulerTest, NoGapBridgingMeansOneRequestPerSeparatedChunk) {
+  Use(MakeTestLayer(std::vector<uint64_t>(16, 4096), 4096, /*gap=*/1000));
+  PrefetchOptions o;
+  o.max_gap_bytes = 0;
+  PrefetchScheduler s(o);
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < 16; i++) order.push_back(i);
+  s.Submit(Job(order));
+  s.WaitIdle();
+  EXPECT_EQ(source_->requests().size(), 16u);
+}
+
+TEST_F(SchedulerTest, BandwidthLimit) {
+  // 16 chunks of 64 KiB = 1 MiB at 2 MiB/s: the reservations after the first batches must
+  // wait about 0.4 s in all; unlimited, the same work takes milliseconds.
+  Use(MakeTestLayer(std::vector<uint64_t>(16, 65536), 65536));
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < 16; i++) order.push_back(i);
+  PrefetchOptions o;
+  o.first_batch_bytes = 128 << 10;
+  o.max_batch_bytes = 128 << 10;
+  o.bandwidth_limit = 2 << 20;
+  absl::Time start = absl::Now();
+  {
+    PrefetchScheduler s(o);
+    s.Submit(Job(order));
+    s.WaitIdle();
+  }
+  absl::Duration limited = absl::Now() - start;
+  EXPECT_TRUE(cache_->Complete());
+  // 8 batches of 128 KiB; the first rides the 128 KiB burst, the last waits for 7 * 128 KiB
+  // - 128 KiB (burst) = 768 KiB at 2 MiB/s = 375 ms.
+  EXPECT_GE(limited, absl::Milliseconds(350));
+  EXPECT_LT(limited, absl::Seconds(3));
+}
+
+TEST(TokenBucketTest, ReservationsFollowTheRate) {
+  TokenBucket b(1000, 500);  // 1000 B/s, 500 B burst
+  absl::Time t = absl::FromUnixSeconds(1000);
+  EXPECT_EQ(b.Reserve(500, t), absl::ZeroDuration());  // the burst
+  EXPECT_EQ(b.Reserve(1000, t), absl::ZeroDuration());  // drains at t: may start (debt)
+  EXPECT_EQ(b.Reserve(100, t), absl::Seconds(1));       // after the 1000 bytes drained
+  EXPECT_EQ(b.Reserve(100, t + absl::Seconds(5)), absl::ZeroDuration());  // idle again
+  TokenBucket unlimited(0, 0);
+  EXPECT_EQ(unlimited.Reserve(1 << 30, t), absl::ZeroDuration());
+}
+
+// A source whose reads take time in proportion to their size (a slow registry).
+class SlowSource : public RecordingBlobSource {
+ public:
+  SlowSource(std::string data, absl::Duration per_mib)
+      : RecordingBlobSource(std::move(data)), per_mib_(per_mib) {}
+  absl::Status ReadAt(uint64_t offset, absl::Span<char> buf) override {
+    absl::Status s = RecordingBlobSource::ReadAt(offset, buf);  // recorded at once
+    absl::SleepFor(per_mib_ * (static_cast<double>(buf.size()) / (1 << 20)));
+    return s;
+  }
+
+ private:
+  absl::Duration per_mib_;
+};
+
+TEST_F(SchedulerTest, PrefetchNeverDelaysAnOnDemandReadBehindIt) {
+  // File 0: 4 MiB the prefetch fetches in one request (about 800 ms at 200 ms/MiB); file 1:
+  // 4 KiB far away, read on demand while that request runs.
+  TestLayer l = MakeTestLayer({4 << 20, 4096}, 65536, /*gap=*/8 << 20);
+  layer_ = l;
+  auto slow = std::make_shared<SlowSource>(l.blob, absl::Milliseconds(200));
+  auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, slow,
+                            std::make_shared<PlainChunkDecoder>());
+  ASSERT_TRUE(c.ok());
+  cache_ = std::move(*c);
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < layer_.files[0].chunks_count; i++) order.push_back(i);
+  PrefetchOptions o;
+  o.first_batch_bytes = 8 << 20;
+  PrefetchScheduler s(o);
+  absl::Time start = absl::Now();
+  s.Submit(Job(order));
+  while (slow->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(Read(1));
+  absl::Duration ondemand = absl::Now() - start;
+  EXPECT_FALSE(cache_->IsPresent(0)) << "the prefetch finished first";
+  s.WaitIdle();
+  absl::Duration prefetch = absl::Now() - start;
+  EXPECT_LT(ondemand, prefetch);
+  EXPECT_LT(ondemand, absl::Milliseconds(400));
+  EXPECT_EQ(slow->requests().size(), 2u);
+  EXPECT_EQ(cache_->stats().ondemand_chunks(), 1u);
+  // A read of a chunk the prefetch already holds is served from it, not fetched again.
+  ASSERT_TRUE(Read(0));
+  EXPECT_EQ(slow->requests().size(), 2u);
+  EXPECT_EQ(cache_->stats().prefetch_hits, layer_.files[0].chunks_count);
+}
+
+TEST_F(SchedulerTest, AReadOfAChunkBeingPrefetchedWaitsOnThatFetch) {
+  TestLayer l = MakeTestLayer({1 << 20}, 65536);
+  layer_ = l;
+  auto slow = std::make_shared<SlowSource>(l.blob, absl::Milliseconds(300));
+  auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, slow,
+                            std::make_shared<PlainChunkDecoder>());
+  ASSERT_TRUE(c.ok());
+  cache_ = std::move(*c);
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < layer_.files[0].chunks_count; i++) order.push_back(i);
+  PrefetchOptions o;
+  o.first_batch_bytes = 8 << 20;
+  PrefetchScheduler s(o);
+  s.Submit(Job(order));
+  while (slow->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(Read(0));
+  EXPECT_EQ(slow->requests().size(), 1u);  // one fetch, shared
+  EXPECT_GE(cache_->stats().waits, 1u);
+}
+
+TEST_F(SchedulerTest, BackgroundFetchCompletesTheLayerAfterTheTrace) {
+  Use(MakeTestLayer(std::vector<uint64_t>(10, 8192), 4096, /*gap=*/100));
+  PrefetchOptions o;
+  o.workers = 1;
+  o.max_gap_bytes = 0;
+  o.first_batch_bytes = 1;
+  o.max_batch_bytes = 1;
+  PrefetchScheduler s(o);
+  s.Submit(Job({19}, /*background=*/true));
+  s.WaitIdle();
+  EXPECT_TRUE(cache_->Complete());
+  auto reqs = source_->requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_EQ(reqs[0].offset, layer_.chunks[19].compressed_offset);  // the trace first
+}
+
+TEST_F(SchedulerTest, CancelDropsQueuedBatchesAndReleasesTheCache) {
+  TestLayer l = MakeTestLayer(std::vector<uint64_t>(20, 65536), 65536, /*gap=*/1 << 20);
+  layer_ = l;
+  auto slow = std::make_shared<SlowSource>(l.blob, absl::Milliseconds(500));
+  auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, slow,
+                            std::make_shared<PlainChunkDecoder>());
+  ASSERT_TRUE(c.ok());
+  cache_ = std::move(*c);
+  PrefetchOptions o;
+  o.workers = 1;
+  o.first_batch_bytes = 1;
+  o.max_batch_bytes = 1;
+  PrefetchScheduler s(o);
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < 20; i++) order.push_back(i);
+  uint64_t id = s.Submit(Job(order));
+  while (slow->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
+  s.Cancel(id);
+  EXPECT_EQ(cache_.use_count(), 1);  // only ours
+  size_t after = slow->requests().size();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(slow->requests().size(), after);
+  EXPECT_LE(after, 2u);
+  EXPECT_FALSE(cache_->Complete());
+}
+
+}  // namespace
+}  // namespace lazysnap
