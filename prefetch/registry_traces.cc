@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "registry/curl_transport.h"
 
 namespace lazysnap {
 
@@ -45,6 +46,7 @@ RegistryTraceLookup::~RegistryTraceLookup() {
     absl::MutexLock l(&mu_);
     stop_ = true;
     queue_.clear();
+    pending_.clear();
   }
   thread_.join();
 }
@@ -67,6 +69,7 @@ void RegistryTraceLookup::Request(const registry::Reference& repo, const Sha256&
     }
   }
   asked_[manifest.Hex()] = now;
+  pending_.insert(manifest.Hex());
   queue_.push_back(Job{repo.WithObject(manifest.ToString()), manifest});
 }
 
@@ -77,6 +80,20 @@ void RegistryTraceLookup::WaitIdle() {
         return self->queue_.empty() && !self->running_;
       },
       this));
+}
+
+bool RegistryTraceLookup::WaitFor(const Sha256& manifest, absl::Duration timeout) {
+  const std::string hex = manifest.Hex();
+  struct Arg {
+    RegistryTraceLookup* self;
+    const std::string* hex;
+  } arg{this, &hex};
+  absl::MutexLock l(&mu_);
+  return mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](Arg* a) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !a->self->pending_.contains(*a->hex); },
+          &arg),
+      timeout);
 }
 
 RegistryTraceLookup::Counters RegistryTraceLookup::counters() const {
@@ -119,6 +136,7 @@ void RegistryTraceLookup::Loop() {
     if (trace.ok() && stored.ok() && found_) found_(*trace);
     absl::MutexLock l(&mu_);
     running_ = false;
+    pending_.erase(job.manifest.Hex());
     if (trace.ok() && stored.ok()) {
       ++counters_.found;
     } else if (absl::IsNotFound(stored)) {
@@ -127,6 +145,51 @@ void RegistryTraceLookup::Loop() {
       ++counters_.failed;
     }
   }
+}
+
+RegistryTraceSource::RegistryTraceSource(registry::RegistryClient* client, TraceStore* store,
+                                         absl::Duration max_wait)
+    : store_(store), max_wait_(max_wait), lookup_(client, store, nullptr) {}
+
+void RegistryTraceSource::Hint(const std::string& image_ref, const Sha256& manifest) {
+  auto ref = registry::Reference::Parse(image_ref);
+  if (!ref.ok()) return;
+  lookup_.Request(*ref, manifest);
+}
+
+absl::StatusOr<Trace> RegistryTraceSource::Fetch(const std::string& image_ref,
+                                                 const Sha256& manifest) {
+  if (image_ref.empty()) return absl::NotFoundError("no image reference to look a trace up in");
+  ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::Parse(image_ref));
+  lookup_.Request(ref, manifest);
+  if (!lookup_.WaitFor(manifest, max_wait_)) {
+    LZ_LOG(kInfo, "trace lookup of ", manifest.ToString(), " still running after ",
+           absl::FormatDuration(max_wait_), "; the mount goes on without it");
+    return absl::NotFoundError("trace lookup still running");
+  }
+  return store_->Get(manifest);
+}
+
+absl::StatusOr<std::shared_ptr<RegistryTraceSource>> NewRegistryTraceSource(
+    const RegistryTraceSourceOptions& options, TraceStore* store) {
+  ASSIGN_OR_RETURN(std::unique_ptr<registry::CurlTransport> transport,
+                   registry::CurlTransport::Create());
+  auto credentials = std::make_unique<registry::CredentialStore>();
+  if (!options.docker_config.empty()) {
+    absl::Status s = credentials->AddDockerConfigFile(options.docker_config);
+    if (!s.ok()) LZ_LOG(kWarning, "trace lookup: registry credentials: ", s.ToString());
+  }
+  if (!options.auths_toml.empty()) RETURN_IF_ERROR(credentials->AddLazysnapConfig(options.auths_toml));
+  registry::ClientOptions o;
+  o.hosts_dir = options.hosts_dir;
+  o.retry.deadline = options.deadline;
+  o.retry.attempt_timeout = std::min(o.retry.attempt_timeout, options.deadline);
+  auto client = std::make_unique<registry::RegistryClient>(transport.get(), credentials.get(), o);
+  auto source = std::make_shared<RegistryTraceSource>(client.get(), store, options.max_wait);
+  source->transport_ = std::move(transport);
+  source->credentials_ = std::move(credentials);
+  source->client_ = std::move(client);
+  return source;
 }
 
 }  // namespace lazysnap

@@ -127,5 +127,25 @@ TEST_F(RegistryTracesTest, RegistryDownCountsAFailure) {
   EXPECT_FALSE(store.Has(image.digest));
 }
 
+TEST_F(RegistryTracesTest, SourceAnswersWithTheRegistryTraceAndStoresIt) {
+  const Descriptor with = PushImage("{\"os\":\"linux\",\"n\":3}");
+  const Descriptor without = PushImage("{\"os\":\"linux\",\"n\":4}");
+  ASSERT_TRUE(PushTrace(*client_, ref_, with, SampleTrace(with.digest)).ok());
+  TraceStore store(store_dir_->path());
+  RegistryTraceSourceOptions options;
+  options.max_wait = absl::Seconds(30);
+  auto made = NewRegistryTraceSource(options, &store);
+  ASSERT_TRUE(made.ok()) << made.status();
+  RegistryTraceSource& source = **made;
+  source.Hint(ref_.String(), with.digest);  // as a mount starts
+  auto t = source.Fetch(ref_.String(), with.digest);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, SampleTrace(with.digest));
+  EXPECT_TRUE(store.Has(with.digest));
+  EXPECT_EQ(source.lookup().counters().requests, 1u);  // the hint's lookup was waited on
+  EXPECT_TRUE(absl::IsNotFound(source.Fetch(ref_.String(), without.digest).status()));
+  EXPECT_TRUE(absl::IsNotFound(source.Fetch("", without.digest).status()));
+}
+
 }  // namespace
 }  // namespace lazysnap
