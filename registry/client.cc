@@ -7,6 +7,7 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "registry/blob_reader.h"
+#include "registry/ranges.h"
 
 namespace lazysnap::registry {
 namespace {
@@ -203,6 +204,48 @@ absl::StatusOr<uint64_t> RegistryClient::BlobSize(const Reference& ref, const Sh
         return absl::OkStatus();
       }));
   return size;
+}
+
+absl::StatusOr<RegistryClient::BlobTail> RegistryClient::ReadBlobTail(const Reference& ref,
+                                                                     const Sha256& digest,
+                                                                     uint64_t max_bytes) {
+  if (max_bytes == 0) return absl::InvalidArgumentError("ReadBlobTail of 0 bytes");
+  ASSIGN_OR_RETURN(auto eps, Endpoints(ref.domain, kCapPull));
+  BlobTail tail;
+  RETURN_IF_ERROR(RetryOverEndpoints(
+      options_.retry, eps.size(), nullptr, [&](size_t i, absl::Duration timeout) -> absl::Status {
+        HttpRequest req;
+        req.url = ApiUrl(eps[i], ref.domain, ref.repository, StrCat("blobs/", digest.ToString()));
+        req.timeout = timeout;
+        req.AddHeader("Range", StrCat("bytes=-", max_bytes));
+        ASSIGN_OR_RETURN(HttpResponse resp,
+                         session_.Send(eps[i], {RepositoryScope(ref.repository, false)}, req));
+        if (resp.status >= 300 && resp.status < 400) {
+          // Redirected to blob storage: ask there (no registry credentials).
+          HttpRequest next = req;
+          next.url = ResolveLocation(eps[i].Root(), resp.Header("location"));
+          next.headers.clear();
+          next.AddHeader("Range", StrCat("bytes=-", max_bytes));
+          ASSIGN_OR_RETURN(resp, session_.SendPlain(next));
+        }
+        RETURN_IF_ERROR(HttpStatusToStatus(resp, StrCat("blob ", digest.ToString())));
+        if (resp.status == 206) {
+          auto cr = ParseContentRange(resp.Header("content-range"));
+          if (!cr.ok() || !cr->total || cr->last + 1 != *cr->total ||
+              resp.body.size() != cr->length()) {
+            return absl::DataLossError(StrCat("blob ", digest.ToString(), ": bad answer to a suffix range: ",
+                                              cr.ok() ? "not the tail" : cr.status().message()));
+          }
+          tail.size = *cr->total;
+          tail.bytes = std::move(resp.body);
+        } else {  // 200: the server ignored the range; keep the tail of the whole blob
+          tail.size = resp.body.size();
+          tail.bytes = resp.body.size() > max_bytes ? resp.body.substr(resp.body.size() - max_bytes)
+                                                    : std::move(resp.body);
+        }
+        return absl::OkStatus();
+      }));
+  return tail;
 }
 
 absl::StatusOr<std::unique_ptr<RegistryBlobSource>> RegistryClient::OpenBlob(

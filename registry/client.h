@@ -70,6 +70,15 @@ class RegistryClient {
                                         size_t max_size);
   // The size of a blob (HEAD).
   absl::StatusOr<uint64_t> BlobSize(const Reference& ref, const Sha256& digest);
+  // The last `max_bytes` (or fewer) bytes of a blob and its size, in one round trip (a
+  // suffix range request "bytes=-N", no HEAD): where eStargz and zstd:chunked keep their
+  // footer and index. Not digest-checked (the caller verifies what it uses).
+  struct BlobTail {
+    uint64_t size = 0;  // of the whole blob
+    std::string bytes;  // its last bytes.size() bytes
+  };
+  absl::StatusOr<BlobTail> ReadBlobTail(const Reference& ref, const Sha256& digest,
+                                        uint64_t max_bytes);
   // A BlobSource reading `digest` of `ref`'s repository with range requests. `size` is
   // asked for (HEAD) when not given. The client must outlive the source.
   absl::StatusOr<std::unique_ptr<RegistryBlobSource>> OpenBlob(const Reference& ref,

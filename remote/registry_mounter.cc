@@ -14,6 +14,7 @@
 #include "base/strings.h"
 #include "registry/blob_reader.h"
 #include "registry/curl_transport.h"
+#include "remote/tail_source.h"
 #include "remote/toc_store.h"
 
 namespace lazysnap {
@@ -80,7 +81,10 @@ RegistryLayerMounter::RegistryLayerMounter(const RegistryMounterOptions& options
           transport_.get(), credentials_.get(), ClientOptionsFor(options, options.read_deadline))),
       mount_client_(std::make_unique<registry::RegistryClient>(
           transport_.get(), credentials_.get(), ClientOptionsFor(options, options.mount_deadline))),
-      cache_(std::move(cache)) {}
+      cache_(std::move(cache)),
+      prefetch_(options.prefetch && !options.trace_root.empty()
+                    ? std::make_unique<PrefetchManager>(*options.prefetch, options.trace_root)
+                    : nullptr) {}
 
 RegistryLayerMounter::~RegistryLayerMounter() {
   std::map<std::string, std::unique_ptr<Mounted>> mounts;
@@ -89,6 +93,7 @@ RegistryLayerMounter::~RegistryLayerMounter() {
     mounts.swap(mounts_);
   }
   for (auto& [dir, m] : mounts) {
+    if (prefetch_) prefetch_->LayerUnmounted(dir);
     LZ_LOG(kInfo, "remote layer unmounted at shutdown: ",
            Describe(m->Stats()));
     absl::Status s = m->fs->Unmount();
@@ -107,7 +112,33 @@ std::string RegistryLayerMounter::Describe(const RemoteLayerStats& s) {
                 s.cache.verification_failures, " verification failures, ",
                 s.toc_from_cache ? "TOC from the local cache"
                                  : StrCat("TOC: ", s.toc_bytes, " bytes in ", s.toc_requests,
-                                          " requests"));
+                                          " requests"),
+                "; prefetch: ", s.cache.prefetch_requests, " requests, ",
+                s.cache.prefetch_bytes_fetched, " bytes, ", s.cache.prefetch_chunks,
+                " chunks, ", s.cache.prefetch_hits, " of them read, ",
+                s.cache.prefetch_unused_bytes(), " bytes unread; on demand: ",
+                s.cache.ondemand_chunks(), " chunks in ",
+                s.cache.requests - s.cache.prefetch_requests, " requests");
+}
+
+std::optional<Sha256> RegistryLayerMounter::ImageKey(const RemoteLayerSpec& spec) {
+  if (spec.manifest_digest) return spec.manifest_digest;
+  if (!spec.ref) return std::nullopt;
+  const std::string ref = spec.ref->String();
+  {
+    absl::MutexLock l(&keys_mu_);
+    if (auto it = image_keys_.find(ref); it != image_keys_.end()) return it->second;
+  }
+  auto resolved = mount_client_->ResolveImage(*spec.ref);
+  if (!resolved.ok()) {
+    LZ_LOG(kWarning, "prefetch: resolving ", ref, " to its manifest: ",
+           resolved.status().ToString(), "; no access trace for its layers");
+    return std::nullopt;
+  }
+  LZ_LOG(kInfo, "prefetch: ", ref, " is manifest ", resolved->descriptor.digest.ToString());
+  absl::MutexLock l(&keys_mu_);
+  image_keys_[ref] = resolved->descriptor.digest;
+  return resolved->descriptor.digest;
 }
 
 std::shared_ptr<RegistryLayerMounter::Slot> RegistryLayerMounter::SlotFor(const Sha256& digest) {
@@ -145,13 +176,19 @@ absl::StatusOr<std::shared_ptr<const SeekableLayer>> RegistryLayerMounter::OpenI
       return absl::FailedPreconditionError(
           StrCat("layer ", spec.digest.ToString(), ": no image reference in the labels and no TOC stored locally"));
     }
+    // One round trip for the size and the blob's tail (footer, and the TOC when it fits),
+    // a second only for the part of the TOC before the tail.
+    ASSIGN_OR_RETURN(registry::RegistryClient::BlobTail tail,
+                     mount_client_->ReadBlobTail(*spec.ref, spec.digest, options_.tail_bytes));
+    const uint64_t tail_bytes = tail.bytes.size();
     ASSIGN_OR_RETURN(std::unique_ptr<registry::RegistryBlobSource> blob,
-                     mount_client_->OpenBlob(*spec.ref, spec.digest));
+                     mount_client_->OpenBlob(*spec.ref, spec.digest, tail.size));
+    TailedBlobSource tailed(blob.get(), std::move(tail.bytes));
     OpenOptions open;
     // The layer's annotations arrive as labels under the same keys (stargz/toc.digest).
     open.annotations = labels;
     open.limits = options_.limits;
-    ASSIGN_OR_RETURN(std::unique_ptr<SeekableLayer> opened, OpenLayer(*blob, open));
+    ASSIGN_OR_RETURN(std::unique_ptr<SeekableLayer> opened, OpenLayer(tailed, open));
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     absl::Status saved = ec ? absl::InternalError(StrCat("mkdir ", dir, ": ", ec.message()))
@@ -159,9 +196,10 @@ absl::StatusOr<std::shared_ptr<const SeekableLayer>> RegistryLayerMounter::OpenI
     if (!saved.ok()) LZ_LOG(kWarning, "storing the TOC of ", spec.digest.ToString(), ": ", saved.ToString());
     LZ_LOG(kInfo, "layer ", spec.digest.ToString(), ": TOC ", opened->toc_digest.ToString(),
            " (", opened->toc_json.size(), " bytes, ", opened->index.chunks().size(),
-           " chunks) fetched with ", blob->requests(), " requests, ", blob->bytes_received(), " bytes");
-    stats->toc_requests = blob->requests();
-    stats->toc_bytes = blob->bytes_received();
+           " chunks) fetched with ", 1 + blob->requests(), " requests, ",
+           tail_bytes + blob->bytes_received(), " bytes");
+    stats->toc_requests = 1 + blob->requests();
+    stats->toc_bytes = tail_bytes + blob->bytes_received();
     layer = std::move(opened);
   }
   slot->layer = layer;
@@ -197,7 +235,7 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
                    cache_->OpenLayer(spec.digest, layer, std::move(source)));
   LayerFsOptions fs_options = options_.fs;
   fs_options.fsname = StrCat("lazysnap:", spec.digest.Hex().substr(0, 12));
-  ASSIGN_OR_RETURN(m->fs, LayerFs::Mount(layer, std::move(cache), dir, fs_options));
+  ASSIGN_OR_RETURN(m->fs, LayerFs::Mount(layer, cache, dir, fs_options));
   LZ_LOG(kInfo, "remote layer ", spec.digest.ToString(), " mounted at ", dir,
          m->info.toc_from_cache ? " (TOC from the local cache)" : "");
   {
@@ -206,6 +244,16 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
     if (!inserted) {
       return absl::AlreadyExistsError(StrCat(dir, " was mounted concurrently"));  // m unmounts
     }
+  }
+  if (prefetch_) {
+    MountedLayerInfo info;
+    info.id = dir;
+    info.image = ImageKey(spec);
+    info.image_ref = spec.ref ? spec.ref->String() : "";
+    info.digest = spec.digest;
+    info.layer = layer;
+    info.cache = std::move(cache);
+    prefetch_->LayerMounted(info);
   }
   if (cache_->size_limit() > 0) {
     auto gc = cache_->CollectGarbage();
@@ -244,6 +292,7 @@ absl::Status RegistryLayerMounter::Unmount(const std::string& dir) {
     }
     return absl::OkStatus();
   }
+  if (prefetch_) prefetch_->LayerUnmounted(dir);
   LZ_LOG(kInfo, "remote layer unmounted: ",
          Describe(m->Stats()));
   return m->fs->Unmount();
