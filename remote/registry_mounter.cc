@@ -81,7 +81,10 @@ RegistryLayerMounter::RegistryLayerMounter(const RegistryMounterOptions& options
           transport_.get(), credentials_.get(), ClientOptionsFor(options, options.read_deadline))),
       mount_client_(std::make_unique<registry::RegistryClient>(
           transport_.get(), credentials_.get(), ClientOptionsFor(options, options.mount_deadline))),
-      cache_(std::move(cache)) {}
+      cache_(std::move(cache)),
+      prefetch_(options.prefetch && !options.trace_root.empty()
+                    ? std::make_unique<PrefetchManager>(*options.prefetch, options.trace_root)
+                    : nullptr) {}
 
 RegistryLayerMounter::~RegistryLayerMounter() {
   std::map<std::string, std::unique_ptr<Mounted>> mounts;
@@ -90,6 +93,7 @@ RegistryLayerMounter::~RegistryLayerMounter() {
     mounts.swap(mounts_);
   }
   for (auto& [dir, m] : mounts) {
+    if (prefetch_) prefetch_->LayerUnmounted(dir);
     LZ_LOG(kInfo, "remote layer unmounted at shutdown: ",
            Describe(m->Stats()));
     absl::Status s = m->fs->Unmount();
@@ -108,7 +112,33 @@ std::string RegistryLayerMounter::Describe(const RemoteLayerStats& s) {
                 s.cache.verification_failures, " verification failures, ",
                 s.toc_from_cache ? "TOC from the local cache"
                                  : StrCat("TOC: ", s.toc_bytes, " bytes in ", s.toc_requests,
-                                          " requests"));
+                                          " requests"),
+                "; prefetch: ", s.cache.prefetch_requests, " requests, ",
+                s.cache.prefetch_bytes_fetched, " bytes, ", s.cache.prefetch_chunks,
+                " chunks, ", s.cache.prefetch_hits, " of them read, ",
+                s.cache.prefetch_unused_bytes(), " bytes unread; on demand: ",
+                s.cache.ondemand_chunks(), " chunks in ",
+                s.cache.requests - s.cache.prefetch_requests, " requests");
+}
+
+std::optional<Sha256> RegistryLayerMounter::ImageKey(const RemoteLayerSpec& spec) {
+  if (spec.manifest_digest) return spec.manifest_digest;
+  if (!spec.ref) return std::nullopt;
+  const std::string ref = spec.ref->String();
+  {
+    absl::MutexLock l(&keys_mu_);
+    if (auto it = image_keys_.find(ref); it != image_keys_.end()) return it->second;
+  }
+  auto resolved = mount_client_->ResolveImage(*spec.ref);
+  if (!resolved.ok()) {
+    LZ_LOG(kWarning, "prefetch: resolving ", ref, " to its manifest: ",
+           resolved.status().ToString(), "; no access trace for its layers");
+    return std::nullopt;
+  }
+  LZ_LOG(kInfo, "prefetch: ", ref, " is manifest ", resolved->descriptor.digest.ToString());
+  absl::MutexLock l(&keys_mu_);
+  image_keys_[ref] = resolved->descriptor.digest;
+  return resolved->descriptor.digest;
 }
 
 std::shared_ptr<RegistryLayerMounter::Slot> RegistryLayerMounter::SlotFor(const Sha256& digest) {
@@ -205,7 +235,7 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
                    cache_->OpenLayer(spec.digest, layer, std::move(source)));
   LayerFsOptions fs_options = options_.fs;
   fs_options.fsname = StrCat("lazysnap:", spec.digest.Hex().substr(0, 12));
-  ASSIGN_OR_RETURN(m->fs, LayerFs::Mount(layer, std::move(cache), dir, fs_options));
+  ASSIGN_OR_RETURN(m->fs, LayerFs::Mount(layer, cache, dir, fs_options));
   LZ_LOG(kInfo, "remote layer ", spec.digest.ToString(), " mounted at ", dir,
          m->info.toc_from_cache ? " (TOC from the local cache)" : "");
   {
@@ -214,6 +244,16 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
     if (!inserted) {
       return absl::AlreadyExistsError(StrCat(dir, " was mounted concurrently"));  // m unmounts
     }
+  }
+  if (prefetch_) {
+    MountedLayerInfo info;
+    info.id = dir;
+    info.image = ImageKey(spec);
+    info.image_ref = spec.ref ? spec.ref->String() : "";
+    info.digest = spec.digest;
+    info.layer = layer;
+    info.cache = std::move(cache);
+    prefetch_->LayerMounted(info);
   }
   if (cache_->size_limit() > 0) {
     auto gc = cache_->CollectGarbage();
@@ -252,6 +292,7 @@ absl::Status RegistryLayerMounter::Unmount(const std::string& dir) {
     }
     return absl::OkStatus();
   }
+  if (prefetch_) prefetch_->LayerUnmounted(dir);
   LZ_LOG(kInfo, "remote layer unmounted: ",
          Describe(m->Stats()));
   return m->fs->Unmount();

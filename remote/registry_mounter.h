@@ -26,6 +26,7 @@
 #include "cache/cache_manager.h"
 #include "format/layer.h"
 #include "fusefs/layer_fs.h"
+#include "prefetch/manager.h"
 #include "registry/client.h"
 #include "registry/credentials.h"
 #include "registry/transport.h"
@@ -52,6 +53,10 @@ struct RegistryMounterOptions {
   absl::Duration read_deadline = absl::Seconds(60);
   LayerFsOptions fs;
   LayerLimits limits;
+  // Access traces and prefetching (prefetch/manager.h, docs/prefetch.md): on when set and
+  // trace_root (lazysnapd's root; traces go to <trace_root>/traces) is not empty.
+  std::optional<PrefetchConfig> prefetch;
+  std::string trace_root;
 };
 
 // One mounted layer's figures, a snapshot.
@@ -83,8 +88,12 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   // Thread-safe.
   std::vector<RemoteLayerStats> Stats() const;
   CacheManager& cache() { return *cache_; }
-  // One line: "<digest> at <dir>: R requests, F of S blob bytes fetched, ...".
+  // One line: "<digest> at <dir>: R requests, F of S blob bytes fetched, ..., prefetch: ...".
   static std::string Describe(const RemoteLayerStats& s);
+  // Null when prefetching is off. Lives as long as this mounter.
+  PrefetchManager* prefetch() { return prefetch_.get(); }
+  // The client Mount reads footers and TOCs with (mount deadline), e.g. for a TraceSource.
+  registry::RegistryClient& registry_client() { return *mount_client_; }
 
  private:
   struct Mounted;
@@ -99,6 +108,9 @@ class RegistryLayerMounter : public RemoteLayerMounter {
                                                                  const Labels& labels,
                                                                  RemoteLayerStats* stats);
   std::shared_ptr<Slot> SlotFor(const Sha256& digest);
+  // The image manifest digest keying the layer's access trace (prefetch/trace.md): from the
+  // labels, else the reference resolved once (ResolveImage) and remembered. Null if unknown.
+  std::optional<Sha256> ImageKey(const RemoteLayerSpec& spec);
 
   const RegistryMounterOptions options_;
   const std::unique_ptr<registry::HttpTransport> transport_;
@@ -106,6 +118,10 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   const std::unique_ptr<registry::RegistryClient> client_;        // file data
   const std::unique_ptr<registry::RegistryClient> mount_client_;  // footers and TOCs
   const std::unique_ptr<CacheManager> cache_;
+  const std::unique_ptr<PrefetchManager> prefetch_;  // null: off; its jobs end before cache_
+
+  absl::Mutex keys_mu_;
+  std::map<std::string, Sha256> image_keys_ ABSL_GUARDED_BY(keys_mu_);  // reference -> manifest
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by digest hex

@@ -1,6 +1,8 @@
 #include "cmd/lazysnapd/config.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 
 #define TOML_EXCEPTIONS 1  // Debian's compiled toml++ throws; caught right here
 #include <toml++/toml.h>
@@ -23,6 +25,80 @@ absl::Status GetString(const toml::table& t, std::string_view key, std::string_v
     return absl::InvalidArgumentError(StrCat("config: ", where, key, ": expected a string"));
   }
   *out = *v;
+  return absl::OkStatus();
+}
+
+absl::Status GetBool(const toml::table& t, std::string_view key, std::string_view where,
+                     bool* out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  if (!n->is_boolean()) {
+    return absl::InvalidArgumentError(StrCat("config: ", where, key, ": expected a boolean"));
+  }
+  *out = *n->value<bool>();
+  return absl::OkStatus();
+}
+
+absl::Status GetUint(const toml::table& t, std::string_view key, std::string_view where,
+                     uint64_t max, uint64_t* out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  auto v = n->value<int64_t>();
+  if (!n->is_integer() || !v || *v < 0 || static_cast<uint64_t>(*v) > max) {
+    return absl::InvalidArgumentError(
+        StrCat("config: ", where, key, ": expected an integer in [0, ", max, "]"));
+  }
+  *out = static_cast<uint64_t>(*v);
+  return absl::OkStatus();
+}
+
+// A duration: a number of seconds, or a string absl::ParseDuration takes ("500ms", "1m").
+absl::Status GetDuration(const toml::table& t, std::string_view key, std::string_view where,
+                         absl::Duration* out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  absl::Duration d;
+  if (n->is_integer() || n->is_floating_point()) {
+    d = absl::Seconds(*n->value<double>());
+  } else if (!n->is_string() || !absl::ParseDuration(*n->value<std::string>(), &d)) {
+    return absl::InvalidArgumentError(StrCat("config: ", where, key,
+                                             ": expected seconds or a duration like \"500ms\""));
+  }
+  if (d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(StrCat("config: ", where, key, ": must be positive"));
+  }
+  *out = d;
+  return absl::OkStatus();
+}
+
+absl::Status ParsePrefetch(const toml::table& p, DaemonConfig* c) {
+  PrefetchConfig& f = c->prefetch;
+  constexpr std::string_view w = "prefetch.";
+  RETURN_IF_ERROR(GetBool(p, "record", w, &f.record));
+  RETURN_IF_ERROR(GetDuration(p, "record_window", w, &f.recording.window));
+  RETURN_IF_ERROR(GetDuration(p, "quiet_period", w, &f.recording.quiet));
+  RETURN_IF_ERROR(GetBool(p, "replay", w, &f.replay));
+  RETURN_IF_ERROR(GetBool(p, "landmark", w, &f.landmark));
+  RETURN_IF_ERROR(GetBool(p, "background_fetch", w, &f.background_fetch));
+  RETURN_IF_ERROR(GetBool(p, "registry_lookup", w, &f.registry_lookup));
+  uint64_t workers = static_cast<uint64_t>(f.scheduler.workers);
+  RETURN_IF_ERROR(GetUint(p, "workers", w, 64, &workers));
+  if (workers == 0) return absl::InvalidArgumentError("config: prefetch.workers: must be >= 1");
+  f.scheduler.workers = static_cast<int>(workers);
+  RETURN_IF_ERROR(GetUint(p, "max_gap_bytes", w, 1ull << 30, &f.scheduler.max_gap_bytes));
+  RETURN_IF_ERROR(GetUint(p, "max_request_bytes", w, 1ull << 30, &f.scheduler.max_request_bytes));
+  if (f.scheduler.max_request_bytes == 0) {
+    return absl::InvalidArgumentError("config: prefetch.max_request_bytes: must be >= 1");
+  }
+  RETURN_IF_ERROR(GetUint(p, "bandwidth_limit", w, 1ull << 40, &f.scheduler.bandwidth_limit));
+  for (const auto& [k, v] : p) {
+    static constexpr std::string_view kKnown[] = {
+        "record", "record_window", "quiet_period", "replay", "landmark", "background_fetch",
+        "registry_lookup", "workers", "max_gap_bytes", "max_request_bytes", "bandwidth_limit"};
+    if (std::find(std::begin(kKnown), std::end(kKnown), k.str()) == std::end(kKnown)) {
+      c->unknown_keys.push_back(StrCat("prefetch.", k.str()));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -52,7 +128,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
   for (const auto& [k, v] : t) {
     std::string_view key = k.str();
     if (key == "root" || key == "address" || key == "log_level" || key == "lazy_pull") continue;
-    if (key == "registry" || key == "cache") {
+    if (key == "registry" || key == "cache" || key == "prefetch") {
       if (!v.is_table()) {
         return absl::InvalidArgumentError(StrCat("config: [", key, "] must be a table"));
       }
@@ -93,6 +169,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
     for (const auto& [k, v] : *cache) {
       if (k.str() != "max_bytes") c.unknown_keys.push_back(StrCat("cache.", k.str()));
     }
+  }
+  if (const toml::table* prefetch = t["prefetch"].as_table()) {
+    RETURN_IF_ERROR(ParsePrefetch(*prefetch, &c));
   }
   return c;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "prefetch/manager.h"
 
 namespace lazysnap {
 
@@ -28,6 +29,9 @@ struct DaemonConfig {
   std::string registry_auths_toml;
   uint64_t cache_max_bytes = 10ull << 30;               // [cache] max_bytes; 0: no limit
   bool lazy_pull = true;  // mount seekable layers lazily; false: plain overlayfs snapshotter
+  // [prefetch]: access-trace recording, replay, landmark and background prefetch
+  // (docs/prefetch.md). The defaults of PrefetchConfig unless the file says otherwise.
+  PrefetchConfig prefetch;
 
   // Keys the file had that lazysnapd does not know (reported as warnings, not errors, so
   // that one file can serve several versions).

@@ -124,5 +124,47 @@ TEST(DaemonConfigTest, DefaultDockerConfigFollowsTheEnvironment) {
   if (old_home) setenv("HOME", saved_home.c_str(), 1);
 }
 
+TEST(DaemonConfigTest, PrefetchSection) {
+  auto d = ParseDaemonConfig("");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->prefetch.record);
+  EXPECT_TRUE(d->prefetch.replay);
+  EXPECT_FALSE(d->prefetch.background_fetch);
+  auto c = ParseDaemonConfig(R"(
+[prefetch]
+record = false
+record_window = 30
+quiet_period = "1500ms"
+replay = true
+landmark = false
+background_fetch = true
+registry_lookup = false
+workers = 4
+max_gap_bytes = 65536
+max_request_bytes = 1048576
+bandwidth_limit = 12500000
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const PrefetchConfig& p = c->prefetch;
+  EXPECT_FALSE(p.record);
+  EXPECT_EQ(p.recording.window, absl::Seconds(30));
+  EXPECT_EQ(p.recording.quiet, absl::Milliseconds(1500));
+  EXPECT_FALSE(p.landmark);
+  EXPECT_TRUE(p.background_fetch);
+  EXPECT_FALSE(p.registry_lookup);
+  EXPECT_EQ(p.scheduler.workers, 4);
+  EXPECT_EQ(p.scheduler.max_gap_bytes, 65536u);
+  EXPECT_EQ(p.scheduler.max_request_bytes, 1048576u);
+  EXPECT_EQ(p.scheduler.bandwidth_limit, 12500000u);
+  EXPECT_TRUE(c->unknown_keys.empty());
+  EXPECT_FALSE(ParseDaemonConfig("[prefetch]\nworkers = 0\n").ok());
+  EXPECT_FALSE(ParseDaemonConfig("[prefetch]\nrecord = 1\n").ok());
+  EXPECT_FALSE(ParseDaemonConfig("[prefetch]\nquiet_period = \"soon\"\n").ok());
+  EXPECT_FALSE(ParseDaemonConfig("[prefetch]\nbandwidth_limit = -1\n").ok());
+  auto u = ParseDaemonConfig("[prefetch]\nturbo = true\n");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->unknown_keys, std::vector<std::string>{"prefetch.turbo"});
+}
+
 }  // namespace
 }  // namespace lazysnap

@@ -92,6 +92,8 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
     options.hosts_dir = config.registry_config_path;
     options.docker_config = config.docker_config.value_or(DefaultDockerConfigPath());
     options.auths_toml = config.registry_auths_toml;
+    options.prefetch = config.prefetch;
+    options.trace_root = config.root;
     if (!options.docker_config.empty()) {
       std::error_code exists_ec;
       bool found = std::filesystem::exists(options.docker_config, exists_ec);
@@ -135,9 +137,26 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
       LZ_LOG(kInfo, "remote snapshots: ", counters.prepared, " prepared, ", counters.fallbacks,
              " fell back to an ordinary pull");
       if (remote == nullptr) continue;
+      LayerCacheStats sum;
       for (const RemoteLayerStats& s : remote->Stats()) {
         LZ_LOG(kInfo, "remote layer stats: ", RegistryLayerMounter::Describe(s));
+        sum.requests += s.cache.requests;
+        sum.chunks_fetched += s.cache.chunks_fetched;
+        sum.prefetch_requests += s.cache.prefetch_requests;
+        sum.prefetch_bytes_fetched += s.cache.prefetch_bytes_fetched;
+        sum.prefetch_chunks += s.cache.prefetch_chunks;
+        sum.prefetch_chunk_bytes += s.cache.prefetch_chunk_bytes;
+        sum.prefetch_hits += s.cache.prefetch_hits;
+        sum.prefetch_hit_bytes += s.cache.prefetch_hit_bytes;
       }
+      // One line over every mounted layer (docs/prefetch.md; test/integration/prefetch_test.sh).
+      LZ_LOG(kInfo, "prefetch totals: prefetched_chunks=", sum.prefetch_chunks,
+             " prefetch_requests=", sum.prefetch_requests,
+             " prefetch_bytes=", sum.prefetch_bytes_fetched,
+             " prefetched_chunks_read=", sum.prefetch_hits,
+             " prefetched_bytes_unread=", sum.prefetch_unused_bytes(),
+             " ondemand_chunks=", sum.ondemand_chunks(),
+             " ondemand_requests=", sum.requests - sum.prefetch_requests);
     }
     LZ_LOG(kInfo, "signal ", sig, " (", strsignal(sig), "): shutting down");
     server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
