@@ -113,8 +113,8 @@ std::string RegistryLayerMounter::Describe(const RemoteLayerStats& s) {
                 s.toc_from_cache ? "TOC from the local cache"
                                  : StrCat("TOC: ", s.toc_bytes, " bytes in ", s.toc_requests,
                                           " requests"),
-                "; prefetch: ", s.cache.prefetch_requests, " requests, ",
-                s.cache.prefetch_bytes_fetched, " bytes, ", s.cache.prefetch_chunks,
+                "; prefetch: ", s.cache.prefetch_bytes_fetched, " bytes prefetched in ",
+                s.cache.prefetch_requests, " requests, ", s.cache.prefetch_chunks,
                 " chunks, ", s.cache.prefetch_hits, " of them read, ",
                 s.cache.prefetch_unused_bytes(), " bytes unread; on demand: ",
                 s.cache.ondemand_chunks(), " chunks in ",
