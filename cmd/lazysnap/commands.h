@@ -29,6 +29,8 @@ using CommandBody = std::function<int()>;
 void AddImageConvertCommand(CLI::App& image, CommandBody* run);
 // `lazysnap image pull` (image_pull_cmd.cc).
 void AddImagePullCommand(CLI::App& image, CommandBody* run);
+// `lazysnap image optimize` (image_optimize_cmd.cc).
+void AddImageOptimizeCommand(CLI::App& image, CommandBody* run);
 // `lazysnap mount` (mount_cmd.cc).
 void AddMountCommand(CLI::App& app, CommandBody* run);
 // `lazysnap bench` (bench_cmd.cc): runs bench/coldstart/coldstart.py.

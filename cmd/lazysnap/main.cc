@@ -36,6 +36,7 @@ int Main(int argc, char** argv) {
   image->require_subcommand(1);
   AddImageConvertCommand(*image, &run);
   AddImagePullCommand(*image, &run);
+  AddImageOptimizeCommand(*image, &run);
   AddMountCommand(app, &run);
   AddBenchCommand(app, &run);
   AddTraceCommand(app, &run);
