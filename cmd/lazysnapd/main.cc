@@ -24,6 +24,7 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "cmd/lazysnapd/config.h"
+#include "prefetch/registry_traces.h"
 #include "remote/registry_mounter.h"
 #include "snapshotter/grpc_service.h"
 #include "snapshotter/overlay_snapshotter.h"
@@ -103,6 +104,11 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
     }
     ASSIGN_OR_RETURN(std::unique_ptr<RegistryLayerMounter> m, RegistryLayerMounter::Create(options));
     remote = m.get();
+    if (PrefetchManager* prefetch = m->prefetch(); prefetch && config.prefetch.registry_lookup) {
+      // Images without a local trace: look one up in their repository (prefetch/registry_traces.h).
+      prefetch->SetTraceSource(
+          std::make_shared<RegistryTraceSource>(&m->registry_client(), &prefetch->store()));
+    }
     mounter = std::move(m);
   } else {
     LZ_LOG(kInfo, "lazy pulling disabled: every layer is pulled and unpacked by containerd");
