@@ -47,14 +47,15 @@ uint32_t LayerIndex::ChunkAt(EntryId file, uint64_t offset) const {
   auto it = std::upper_bound(cs.begin(), cs.end(), offset,
                              [](uint64_t off, const Chunk& c) { return off < c.file_offset; });
   const Entry& e = entries_[file];
+  if (!S_ISREG(e.mode)) return static_cast<uint32_t>(chunks_.size());
   if (it == cs.begin() || offset >= e.size) return e.chunks_begin + e.chunks_count;
   return e.chunks_begin + static_cast<uint32_t>(it - cs.begin() - 1);
 }
 
 size_t LayerIndex::MemoryUsage() const {
   return sizeof(*this) + entries_.capacity() * sizeof(Entry) +
-         chunks_.capacity() * sizeof(Chunk) + children_.capacity() * sizeof(EntryId) +
-         xattrs_.capacity() * sizeof(Xattr) + strings_.capacity();
+         chunks_.capacity() * sizeof(Chunk) + xattrs_.capacity() * sizeof(Xattr) +
+         attrs_.capacity() * sizeof(EntryAttrs) + strings_.capacity();
 }
 
 }  // namespace lazysnap

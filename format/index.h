@@ -1,10 +1,11 @@
 // LayerIndex: the compact in-memory form of a seekable layer's table of contents (TOC).
 //
-// Flat arrays and one string table, no JSON tree: an Entry per file-system object, a Chunk per
-// independently decompressible piece of a regular file's data, children of every directory
-// stored contiguously and sorted by name (binary-search lookup), xattrs as string pairs.
-// Entry ids are dense (0 is the root directory) and stable for a given TOC, so fusefs/ uses
-// them as inode numbers (id + 1).
+// Flat arrays and one string table, no JSON tree: an Entry (48 bytes) per file-system object,
+// a Chunk per independently decompressible piece of a regular file's data, owner/xattr sets
+// interned once per layer. Ids are assigned breadth-first, so the children of a directory are
+// consecutive ids, sorted by name (binary-search lookup, no child array). Entry ids are dense
+// (0 is the root directory) and stable for a given TOC, so fusefs/ uses them as inode numbers
+// (id + 1). docs/index.md describes the layout and its memory figures.
 //
 // A LayerIndex is immutable once built (by ParseToc / the layer readers; see toc.h) and is
 // safe to share between threads without locks.
@@ -15,6 +16,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,31 +36,49 @@ struct StrRef {
   uint32_t size = 0;
 };
 
-// One file-system object. `mode` carries the S_IFMT type bits (S_IFREG, S_IFDIR, S_IFLNK,
-// S_IFCHR, S_IFBLK, S_IFIFO) and the permission bits including setuid/setgid/sticky.
-// Every field is meaningful for every type (0 / empty where it does not apply). A hard link's
-// entry repeats its target's attributes, chunk and xattr ranges (inode != own id): walk
-// entries with inode == id to visit each file's data once. `mode` and
-// `xattrs_count` are 16-bit bit-fields (88 bytes an Entry): read and assign them as usual,
-// but they cannot be bound to non-const references.
+// One file-system object, 48 bytes (docs/index.md has the layout and the reasoning).
+// `mode` carries the S_IFMT type bits (S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO)
+// and the permission bits including setuid/setgid/sticky.
+//
+// The fields of the anonymous union hold what only one type has, and share their storage:
+// read only the one of the entry's type (LayerIndex::ChunksOf/ChildrenOf check the type):
+//   S_IFREG  chunks_begin, chunks_count   (into LayerIndex::chunks())
+//   S_IFDIR  children_begin, children_count (ids: the children are entries
+//            [children_begin, children_begin + children_count), sorted by name)
+//   S_IFLNK  link_offset, link_size       (the target in the string table: LayerIndex::link())
+//   S_IFCHR, S_IFBLK  dev_major, dev_minor
+// Owner and xattrs are interned per layer (LayerIndex::attrs(), XattrsOf()); the name is in
+// the string table (LayerIndex::name()). A hard link's entry repeats its target's attributes
+// and union (inode != own id): walk entries with inode == id to visit each file's data once.
 struct Entry {
   uint64_t size = 0;           // regular files: uncompressed size; symlinks: target length
   int64_t mtime_sec = 0;       // modification time, seconds since the epoch
   uint32_t mtime_nsec = 0;
-  uint32_t mode : 16 = 0;
-  uint32_t xattrs_count : 16 = 0;  // at most 65535 (IndexBuilder enforces it)
-  uint32_t uid = 0, gid = 0;
+  uint16_t mode = 0;
+  uint16_t nlink = 1;          // directories: 2 + subdirectories (1 if that is above 65535,
+                               // as ext4 does); files: number of names, at most 65535
   EntryId parent = kNoEntry;   // the root's parent is itself
-  StrRef name;                 // base name ("" for the root)
-  StrRef link;                 // symlink target
-  uint32_t children_begin = 0, children_count = 0;  // into LayerIndex::children()
-  uint32_t chunks_begin = 0, chunks_count = 0;      // into LayerIndex::chunks()
-  uint32_t xattrs_begin = 0;                        // into LayerIndex::xattrs()
-  uint32_t dev_major = 0, dev_minor = 0;
-  uint32_t nlink = 1;          // directories: 2 + subdirectories; files: number of names
   EntryId inode = kNoEntry;    // the entry holding this object's data and attributes: itself,
                                // or for a hard link the entry it links to
+  uint32_t name_offset = 0;    // into the string table; see LayerIndex::name()
+  uint32_t attrs = 0;          // into LayerIndex's interned owner/xattr sets; see attrs()
+  union {
+    uint64_t type_data_ = 0;
+    struct {
+      uint32_t chunks_begin, chunks_count;
+    };
+    struct {
+      uint32_t children_begin, children_count;
+    };
+    struct {
+      uint32_t dev_major, dev_minor;
+    };
+    struct {
+      uint32_t link_offset, link_size;
+    };
+  };
 };
+static_assert(sizeof(Entry) == 48);
 
 // One chunk of a regular file. Chunks of a file are contiguous and sorted by file_offset,
 // covering [0, size) without gaps or overlap. 64 bytes; `inner_offset`, `has_digest` and
@@ -78,11 +98,16 @@ struct Chunk {
 };
 static_assert(sizeof(Chunk) == 64);
 
-static_assert(sizeof(Entry) == 88);
-
 struct Xattr {
   StrRef name;
   StrRef value;  // raw bytes (base64-decoded from the TOC)
+};
+
+// The owner and xattrs of entries; a layer has few distinct ones, each stored once.
+struct EntryAttrs {
+  uint32_t uid = 0, gid = 0;
+  uint32_t xattrs_begin = 0, xattrs_count = 0;  // into LayerIndex::xattrs()
+  bool operator==(const EntryAttrs&) const = default;
 };
 
 enum class LayerFormat : uint8_t { kEstargz, kZstdChunked };
@@ -98,11 +123,26 @@ class LayerIndex {
   const Entry& entry(EntryId id) const { return entries_[id]; }
   absl::Span<const Entry> entries() const { return entries_; }
   absl::Span<const Chunk> chunks() const { return chunks_; }
-  absl::Span<const EntryId> children() const { return children_; }
   absl::Span<const Xattr> xattrs() const { return xattrs_; }
 
   std::string_view str(StrRef r) const { return std::string_view(strings_).substr(r.offset, r.size); }
-  std::string_view name(EntryId id) const { return str(entries_[id].name); }
+  // The entry's base name ("" for the root). Names are stored in id order, so a name ends
+  // where the next entry's begins.
+  std::string_view name(EntryId id) const {
+    const uint32_t end = id + 1 < entries_.size() ? entries_[id + 1].name_offset : names_end_;
+    return std::string_view(strings_).substr(entries_[id].name_offset,
+                                             end - entries_[id].name_offset);
+  }
+  // The symlink target of `id` ("" if it is not a symlink).
+  std::string_view link(EntryId id) const {
+    const Entry& e = entries_[id];
+    return S_ISLNK(e.mode) ? str(StrRef{e.link_offset, e.link_size}) : std::string_view();
+  }
+  const EntryAttrs& attrs(EntryId id) const { return attrs_[entries_[id].attrs]; }
+  absl::Span<const Xattr> XattrsOf(EntryId id) const {
+    const EntryAttrs& a = attrs(id);
+    return absl::MakeConstSpan(xattrs_).subspan(a.xattrs_begin, a.xattrs_count);
+  }
   // The entry's full path without a leading slash ("" for the root, "usr/bin/python3").
   std::string Path(EntryId id) const;
 
@@ -110,16 +150,22 @@ class LayerIndex {
   EntryId Lookup(EntryId dir, std::string_view name) const;
   // The entry at slash-separated `path` relative to the root, or kNoEntry.
   EntryId LookupPath(std::string_view path) const;
-  absl::Span<const EntryId> ChildrenOf(EntryId dir) const {
+  // The children of `dir` (empty if it is not a directory), sorted by name.
+  std::ranges::iota_view<EntryId, EntryId> ChildrenOf(EntryId dir) const {
     const Entry& e = entries_[dir];
-    return absl::MakeConstSpan(children_).subspan(e.children_begin, e.children_count);
+    if (!S_ISDIR(e.mode)) return std::ranges::iota_view<EntryId, EntryId>(0, 0);
+    return std::ranges::iota_view<EntryId, EntryId>(e.children_begin,
+                                                    e.children_begin + e.children_count);
   }
+  // The chunks of `file` (empty if it is not a regular file).
   absl::Span<const Chunk> ChunksOf(EntryId file) const {
     const Entry& e = entries_[file];
+    if (!S_ISREG(e.mode)) return {};
     return absl::MakeConstSpan(chunks_).subspan(e.chunks_begin, e.chunks_count);
   }
-  // Index (into chunks()) of the chunk of `file` holding byte `offset`; chunks_count if past
-  // the end. O(log chunks of the file).
+  // Index (into chunks()) of the chunk of `file` holding byte `offset`; the end of its chunk
+  // range if past the end of the file; chunks().size() if `file` is not a regular file.
+  // O(log chunks of the file).
   uint32_t ChunkAt(EntryId file, uint64_t offset) const;
 
   // Blob offset of the prefetch landmark's data, if the layer has `.prefetch.landmark`:
@@ -140,9 +186,10 @@ class LayerIndex {
   LayerFormat format_ = LayerFormat::kEstargz;
   std::vector<Entry> entries_;
   std::vector<Chunk> chunks_;
-  std::vector<EntryId> children_;
   std::vector<Xattr> xattrs_;
-  std::string strings_;
+  std::vector<EntryAttrs> attrs_;
+  std::string strings_;  // names in id order, then symlink targets and xattrs
+  uint32_t names_end_ = 0;
   std::optional<uint64_t> prefetch_landmark_;
   bool no_prefetch_landmark_ = false;
   uint64_t toc_offset_ = 0;

@@ -2,6 +2,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <string>
+#include <unordered_map>
 
 #include "base/strings.h"
 #include "format/index_builder_internal.h"
@@ -81,7 +83,9 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
   index.format_ = format;
   index.toc_offset_ = toc_offset;
   size_t string_bytes = 0;
-  for (uint32_t i = 0; i < n; ++i) string_bytes += base[i].size() + nodes[i].link.size();
+  for (uint32_t i = 0; i < n; ++i) {
+    string_bytes += base[i].size() + (nodes[i].type == S_IFLNK ? nodes[i].link.size() : 0);
+  }
   for (const auto& [k, v] : raw_xattrs) string_bytes += k.size() + v.size();
   if (string_bytes > UINT32_MAX) return absl::InvalidArgumentError("TOC strings too large");
   index.strings_.reserve(string_bytes);
@@ -91,44 +95,77 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
     return r;
   };
   index.entries_.resize(n);
+  // Names first, in id order: a name ends where the next one begins (LayerIndex::name).
+  for (uint32_t id = 0; id < n; ++id) index.entries_[id].name_offset = add_str(base[queue[id]]).offset;
+  index.names_end_ = static_cast<uint32_t>(index.strings_.size());
   index.chunks_.reserve(raw_chunks.size());
   index.xattrs_.reserve(raw_xattrs.size());
-  index.children_.resize(n - 1);
-  for (uint32_t k = 0; k + 1 < n; ++k) index.children_[k] = k + 1;
+  // Owner + xattr sets, interned: most entries of a layer share a handful.
+  std::unordered_map<std::string, uint32_t> attr_ids;
+  std::string key;
+  uint32_t last_uid = 0, last_gid = 0, last_plain = kNoEntry;  // the last set without xattrs
+  auto intern_attrs = [&](const Node& node) -> uint32_t {
+    const bool plain = node.xattrs_count == 0;
+    if (plain && last_plain != kNoEntry && node.uid == last_uid && node.gid == last_gid) {
+      return last_plain;
+    }
+    key.assign(reinterpret_cast<const char*>(&node.uid), sizeof node.uid);
+    key.append(reinterpret_cast<const char*>(&node.gid), sizeof node.gid);
+    for (uint32_t x = 0; x < node.xattrs_count; ++x) {
+      const auto& [k, v] = raw_xattrs[node.xattrs_begin + x];
+      const uint32_t sizes[2] = {static_cast<uint32_t>(k.size()), static_cast<uint32_t>(v.size())};
+      key.append(reinterpret_cast<const char*>(sizes), sizeof sizes);
+      key.append(k);
+      key.append(v);
+    }
+    auto [it, added] = attr_ids.try_emplace(key, static_cast<uint32_t>(index.attrs_.size()));
+    if (added) {
+      EntryAttrs a;
+      a.uid = node.uid;
+      a.gid = node.gid;
+      a.xattrs_begin = static_cast<uint32_t>(index.xattrs_.size());
+      a.xattrs_count = node.xattrs_count;
+      for (uint32_t x = 0; x < node.xattrs_count; ++x) {
+        const auto& [k, v] = raw_xattrs[node.xattrs_begin + x];
+        index.xattrs_.push_back(Xattr{add_str(k), add_str(v)});
+      }
+      index.attrs_.push_back(a);
+    }
+    if (plain) last_uid = node.uid, last_gid = node.gid, last_plain = it->second;
+    return it->second;
+  };
   for (uint32_t id = 0; id < n; ++id) {
     const Node& node = nodes[queue[id]];
     Entry& en = index.entries_[id];
-    en.name = add_str(base[queue[id]]);
     en.parent = nodes[node.parent].id;
     en.inode = id;
-    uint32_t kids = start[queue[id] + 1] - start[queue[id]];
-    if (kids > 0) {
-      en.children_begin = nodes[order[start[queue[id]]]].id - 1;
-      en.children_count = kids;
-    }
     if (node.type == kHardlink) continue;  // second pass
-    en.mode = node.type | node.perm;
-    en.uid = node.uid;
-    en.gid = node.gid;
+    en.mode = static_cast<uint16_t>(node.type | node.perm);
+    en.attrs = intern_attrs(node);
     en.mtime_sec = node.mtime_sec;
     en.mtime_nsec = node.mtime_nsec;
-    en.dev_major = node.dev_major;
-    en.dev_minor = node.dev_minor;
-    en.nlink = node.type == S_IFDIR ? 2 + subdirs[queue[id]] : node.nlink;
-    if (node.type == S_IFREG) {
-      en.size = node.size;
-      index.total_file_bytes_ += node.size;
+    if (node.type == S_IFDIR) {
+      const uint32_t nlink = 2 + subdirs[queue[id]];
+      en.nlink = nlink > 0xffff ? 1 : static_cast<uint16_t>(nlink);  // 1: "unknown", as ext4
+      const uint32_t kids = start[queue[id] + 1] - start[queue[id]];
+      en.children_begin = kids > 0 ? nodes[order[start[queue[id]]]].id : 0;
+      en.children_count = kids;
+    } else {
+      en.nlink = static_cast<uint16_t>(std::min<uint32_t>(node.nlink, 0xffff));
+    }
+    if (node.type == S_IFCHR || node.type == S_IFBLK) {
+      en.dev_major = node.dev_major;
+      en.dev_minor = node.dev_minor;
     }
     if (node.type == S_IFLNK) {
-      en.link = add_str(node.link);
+      const StrRef link = add_str(node.link);
+      en.link_offset = link.offset;
+      en.link_size = link.size;
       en.size = node.link.size();
     }
-    en.xattrs_begin = static_cast<uint32_t>(index.xattrs_.size());
-    en.xattrs_count = node.xattrs_count;
-    for (uint32_t x = 0; x < node.xattrs_count; ++x) {
-      const auto& [k, v] = raw_xattrs[node.xattrs_begin + x];
-      index.xattrs_.push_back(Xattr{add_str(k), add_str(v)});
-    }
+    if (node.type != S_IFREG) continue;
+    en.size = node.size;
+    index.total_file_bytes_ += node.size;
     en.chunks_begin = static_cast<uint32_t>(index.chunks_.size());
     en.chunks_count = node.chunks_count;
     for (uint32_t k = 0; k < node.chunks_count; ++k) {
@@ -146,19 +183,20 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
       index.chunks_.push_back(c);
     }
   }
+  index.attrs_.shrink_to_fit();
+  index.xattrs_.shrink_to_fit();
+  index.strings_.shrink_to_fit();
   for (uint32_t id = 0; id < n; ++id) {  // hard links share their target's inode
     const Node& node = nodes[queue[id]];
     if (node.type != kHardlink) continue;
     Entry& en = index.entries_[id];
-    const Entry& target = index.entries_[nodes[node.target].id];
-    Entry copy = target;
-    copy.name = en.name;
+    Entry copy = index.entries_[nodes[node.target].id];  // never a directory (Resolve)
+    copy.name_offset = en.name_offset;
     copy.parent = en.parent;
-    copy.children_begin = copy.children_count = 0;
     en = copy;
   }
   EntryId landmark = index.Lookup(kRootEntry, ".prefetch.landmark");
-  if (landmark != kNoEntry && index.entries_[landmark].chunks_count > 0) {
+  if (landmark != kNoEntry && !index.ChunksOf(landmark).empty()) {
     index.prefetch_landmark_ = index.ChunksOf(landmark)[0].compressed_offset;
   }
   index.no_prefetch_landmark_ = index.Lookup(kRootEntry, ".no.prefetch.landmark") != kNoEntry;

@@ -57,7 +57,7 @@ TEST(OpenLayer, ReadsWhatTheReferenceWriterWrote) {
   EXPECT_EQ(ReadFile(blob, **layer, idx.LookupPath("hard")).value_or(""), "abc");
   EXPECT_EQ(ReadFile(blob, **layer, idx.LookupPath(".prefetch.landmark")).value_or(""), "\x0f");
   EXPECT_TRUE(idx.prefetch_landmark_offset().has_value());
-  EXPECT_EQ(idx.str(idx.entry(idx.LookupPath("link")).link), "dir/file.txt");
+  EXPECT_EQ(idx.link(idx.LookupPath("link")), "dir/file.txt");
 }
 
 TEST(OpenLayer, RoundTripsBuiltLayerWithBothFooters) {

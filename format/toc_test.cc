@@ -63,8 +63,8 @@ TEST(ParseToc, EstargzTreeWithChunksLinksAndLandmark) {
   ASSERT_NE(dir, kNoEntry);
   const Entry& d = idx->entry(dir);
   EXPECT_EQ(d.mode, S_IFDIR | 0755u);
-  EXPECT_EQ(d.uid, 1000u);
-  EXPECT_EQ(d.gid, 1001u);
+  EXPECT_EQ(idx->attrs(dir).uid, 1000u);
+  EXPECT_EQ(idx->attrs(dir).gid, 1001u);
   EXPECT_EQ(d.mtime_sec, 1614834367);
   EXPECT_EQ(d.parent, kRootEntry);
 
@@ -97,7 +97,8 @@ TEST(ParseToc, EstargzTreeWithChunksLinksAndLandmark) {
 
   EntryId link = idx->LookupPath("link");
   EXPECT_EQ(idx->entry(link).mode & S_IFMT, static_cast<uint32_t>(S_IFLNK));
-  EXPECT_EQ(idx->str(idx->entry(link).link), "dir/file.txt");
+  EXPECT_EQ(idx->link(link), "dir/file.txt");
+  EXPECT_EQ(idx->entry(link).size, 12u);
 
   EXPECT_EQ(idx->prefetch_landmark_offset(), 169u);
   EXPECT_FALSE(idx->has_no_prefetch_landmark());
@@ -149,11 +150,10 @@ TEST(ParseToc, ZstdChunkedDialect) {
   EXPECT_EQ(null.dev_minor, 3u);
   EXPECT_EQ(idx->entry(idx->LookupPath("p")).mode & S_IFMT, static_cast<uint32_t>(S_IFIFO));
 
-  const Entry& x = idx->entry(idx->LookupPath("x"));
-  ASSERT_EQ(x.xattrs_count, 2u);
+  const EntryId x = idx->LookupPath("x");
+  ASSERT_EQ(idx->XattrsOf(x).size(), 2u);
   std::map<std::string, std::string> xattrs;
-  for (uint32_t i = 0; i < x.xattrs_count; ++i) {
-    const Xattr& xa = idx->xattrs()[x.xattrs_begin + i];
+  for (const Xattr& xa : idx->XattrsOf(x)) {
     xattrs[std::string(idx->str(xa.name))] = std::string(idx->str(xa.value));
   }
   EXPECT_EQ(xattrs["user.k"], "value");
@@ -340,6 +340,70 @@ TEST(ParseToc, NoPrefetchLandmark) {
   EXPECT_TRUE(idx->has_no_prefetch_landmark());
   EXPECT_FALSE(idx->prefetch_landmark_offset().has_value());
   EXPECT_NE(idx->LookupPath(".no.prefetch.landmark"), kNoEntry);  // still a real file
+}
+
+// The compact layout (docs/index.md): what one type keeps in the shared union is invisible to
+// the others, owners and xattr sets are interned, names end where the next one begins.
+TEST(ParseToc, CompactLayoutKeepsEveryTypesFields) {
+  auto idx = Parse(StrCat(
+      R"({"name":"a","type":"reg","size":5,"uid":7,"gid":8,"offset":79,"chunkDigest":")", kD1,
+      R"("},{"name":"b","type":"reg","size":0,"uid":7,"gid":8},)"
+      R"({"name":"c","type":"reg","size":0,"uid":7,"gid":9,"xattrs":{"user.k":"dg=="}},)"
+      R"({"name":"d","type":"reg","size":0,"uid":7,"gid":9,"xattrs":{"user.k":"dg=="}},)"
+      R"({"name":"dev","type":"block","devMajor":259,"devMinor":65537},)"
+      R"({"name":".prefetch.landmark","type":"dir"},)"
+      R"({"name":"s","type":"symlink","linkName":"a-rather-long-target"},)"
+      R"({"name":"h","type":"hardlink","linkName":"dev"})"));
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  EXPECT_EQ(sizeof(Entry), 48u);
+  const EntryId a = idx->LookupPath("a"), b = idx->LookupPath("b"), c = idx->LookupPath("c"),
+                d = idx->LookupPath("d"), dev = idx->LookupPath("dev"), s = idx->LookupPath("s"),
+                h = idx->LookupPath("h"), lm = idx->LookupPath(".prefetch.landmark");
+  EXPECT_EQ(idx->entry(a).attrs, idx->entry(b).attrs);
+  EXPECT_EQ(idx->entry(c).attrs, idx->entry(d).attrs);
+  EXPECT_NE(idx->entry(a).attrs, idx->entry(c).attrs);
+  EXPECT_EQ(idx->attrs(c).gid, 9u);
+  ASSERT_EQ(idx->XattrsOf(d).size(), 1u);
+  EXPECT_EQ(idx->str(idx->XattrsOf(d)[0].value), "v");
+  EXPECT_TRUE(idx->XattrsOf(a).empty());
+  EXPECT_EQ(idx->xattrs().size(), 1u);  // one set, stored once
+  EXPECT_EQ(idx->entry(dev).dev_major, 259u);
+  EXPECT_EQ(idx->entry(dev).dev_minor, 65537u);
+  EXPECT_EQ(idx->entry(h).inode, dev);
+  EXPECT_EQ(idx->entry(h).dev_minor, 65537u);
+  EXPECT_EQ(idx->entry(dev).nlink, 2u);
+  EXPECT_EQ(idx->link(s), "a-rather-long-target");
+  EXPECT_EQ(idx->link(a), "");
+  EXPECT_EQ(idx->ChunksOf(a).size(), 1u);
+  // Other types' storage never reads as chunks or children.
+  EXPECT_TRUE(idx->ChunksOf(dev).empty());
+  EXPECT_TRUE(idx->ChunksOf(s).empty());
+  EXPECT_TRUE(idx->ChunksOf(kRootEntry).empty());
+  EXPECT_TRUE(idx->ChildrenOf(dev).empty());
+  EXPECT_TRUE(idx->ChildrenOf(s).empty());
+  EXPECT_EQ(idx->ChunkAt(dev, 0), idx->chunks().size());
+  // A directory named like the landmark is not a landmark.
+  EXPECT_TRUE(S_ISDIR(idx->entry(lm).mode));
+  EXPECT_FALSE(idx->prefetch_landmark_offset().has_value());
+  for (EntryId id = 1; id < idx->size(); ++id) {
+    EXPECT_EQ(idx->Path(id), idx->name(id));
+    EXPECT_EQ(idx->entry(id).parent, kRootEntry);
+  }
+  EXPECT_EQ(idx->name(kRootEntry), "");
+}
+
+TEST(ParseToc, NlinkOfHugeDirectoriesIsOneAsOnExt4) {
+  std::string entries;
+  for (int i = 0; i < 65534; ++i) {
+    StrAppend(&entries, i ? "," : "", R"({"name":"d/)", i, R"(","type":"dir"})");
+  }
+  StrAppend(&entries, R"(,{"name":"e/x","type":"dir"})");
+  auto idx = Parse(entries);
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  EXPECT_EQ(idx->entry(idx->LookupPath("d")).nlink, 1u);  // 2 + 65534 does not fit
+  EXPECT_EQ(idx->entry(idx->LookupPath("e")).nlink, 3u);
+  EXPECT_EQ(idx->ChildrenOf(idx->LookupPath("d")).size(), 65534u);
+  EXPECT_NE(idx->LookupPath("d/65533"), kNoEntry);
 }
 
 TEST(ParseRfc3339, Forms) {

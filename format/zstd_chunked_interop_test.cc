@@ -172,7 +172,7 @@ TEST(ZstdChunkedInterop, ReadsContainersStorageLayer) {
       ++read_through_layer;
     } else if (S_ISLNK(e.mode)) {
       EXPECT_EQ(std::filesystem::read_symlink(local).string(),
-                (*layer)->index.str(e.link));
+                (*layer)->index.link(id));
     } else if (S_ISDIR(e.mode)) {
       EXPECT_TRUE(std::filesystem::is_directory(std::filesystem::symlink_status(local)));
     }
@@ -183,8 +183,8 @@ TEST(ZstdChunkedInterop, ReadsContainersStorageLayer) {
     if (!S_ISLNK(e.mode)) {
       EXPECT_EQ(e.mode & 07777, st.st_mode & 07777);
     }
-    EXPECT_EQ(e.uid, st.st_uid);
-    EXPECT_EQ(e.gid, st.st_gid);
+    EXPECT_EQ((*layer)->index.attrs(id).uid, st.st_uid);
+    EXPECT_EQ((*layer)->index.attrs(id).gid, st.st_gid);
     if (!S_ISDIR(e.mode)) {
       EXPECT_EQ(e.mtime_sec, st.st_mtim.tv_sec);
     }
@@ -204,7 +204,7 @@ TEST(ZstdChunkedInterop, ReadsContainersStorageLayer) {
         ASSERT_GE(vn, 0) << name;
         want[name] = value.substr(0, vn);
       }
-      for (const Xattr& x : (*layer)->index.xattrs().subspan(e.xattrs_begin, e.xattrs_count)) {
+      for (const Xattr& x : (*layer)->index.XattrsOf(id)) {
         got[std::string((*layer)->index.str(x.name))] = std::string((*layer)->index.str(x.value));
       }
       EXPECT_EQ(got, want);

@@ -80,16 +80,18 @@ struct stat LayerView::Stat(Ino ino) const {
     st.st_atim = st.st_ctim = st.st_mtim;
     return st;
   }
-  const Entry& e = index_->entry(index_->entry(id).inode);
+  const EntryId data = index_->entry(id).inode;
+  const Entry& e = index_->entry(data);
+  const EntryAttrs& attrs = index_->attrs(data);
   st.st_mode = e.mode;
   st.st_nlink = std::max<uint32_t>(e.nlink, 1);
-  st.st_uid = e.uid;
-  st.st_gid = e.gid;
+  st.st_uid = attrs.uid;
+  st.st_gid = attrs.gid;
   if (S_ISCHR(e.mode) || S_ISBLK(e.mode)) st.st_rdev = makedev(e.dev_major, e.dev_minor);
   if (S_ISREG(e.mode)) {
     st.st_size = static_cast<off_t>(e.size);
   } else if (S_ISLNK(e.mode)) {
-    st.st_size = static_cast<off_t>(e.link.size);
+    st.st_size = static_cast<off_t>(e.link_size);
   }
   st.st_blocks = (st.st_size + 511) / 512;
   st.st_mtim = {e.mtime_sec, static_cast<long>(e.mtime_nsec)};
@@ -101,7 +103,7 @@ void LayerView::ReadDir(Ino dir, uint64_t start, const DirFn& fn) const {
   const EntryId d = static_cast<EntryId>(dir - 1);
   if (start == 0 && !fn(".", dir, 1)) return;
   if (start <= 1 && !fn("..", Ino{index_->entry(d).parent} + 1, 2)) return;
-  absl::Span<const EntryId> children = index_->ChildrenOf(d);
+  const auto children = index_->ChildrenOf(d);
   for (uint64_t i = start < 2 ? 0 : start - 2; i < children.size(); i++) {
     const EntryId c = children[i];
     std::string_view name = index_->name(c);
@@ -119,9 +121,9 @@ void LayerView::ReadDir(Ino dir, uint64_t start, const DirFn& fn) const {
 absl::StatusOr<std::string_view> LayerView::Readlink(Ino ino) const {
   const EntryId id = static_cast<EntryId>(ino - 1);
   if (IsWhiteout(id)) return absl::InvalidArgumentError("not a symlink");
-  const Entry& e = DataEntry(ino);
-  if (!S_ISLNK(e.mode)) return absl::InvalidArgumentError("not a symlink");
-  return index_->str(e.link);
+  const EntryId data = index_->entry(id).inode;
+  if (!S_ISLNK(index_->entry(data).mode)) return absl::InvalidArgumentError("not a symlink");
+  return index_->link(data);
 }
 
 std::optional<std::string_view> LayerView::GetXattr(Ino ino, std::string_view name) const {
@@ -133,8 +135,7 @@ std::optional<std::string_view> LayerView::GetXattr(Ino ino, std::string_view na
       if (n == name) return kOpaqueValue;
     }
   }
-  const Entry& e = index_->entry(data);
-  for (const Xattr& x : index_->xattrs().subspan(e.xattrs_begin, e.xattrs_count)) {
+  for (const Xattr& x : index_->XattrsOf(data)) {
     if (index_->str(x.name) == name) return index_->str(x.value);
   }
   return std::nullopt;
@@ -149,8 +150,7 @@ std::string LayerView::ListXattrs(Ino ino) const {
   if (opaque) {
     for (std::string_view n : opaque_names_) StrAppend(&out, n, std::string_view("\0", 1));
   }
-  const Entry& e = index_->entry(data);
-  for (const Xattr& x : index_->xattrs().subspan(e.xattrs_begin, e.xattrs_count)) {
+  for (const Xattr& x : index_->XattrsOf(data)) {
     std::string_view n = index_->str(x.name);
     if (opaque && std::find(opaque_names_.begin(), opaque_names_.end(), n) != opaque_names_.end()) {
       continue;  // listed once

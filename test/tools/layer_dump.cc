@@ -174,17 +174,18 @@ int DumpBlob(const std::string& path, const OpenOptions& open_options, const Opt
     Line l;
     l.path = index.Path(id);
     l.mode = e.mode;
-    l.uid = e.uid;
-    l.gid = e.gid;
+    l.uid = index.attrs(obj).uid;
+    l.gid = index.attrs(obj).gid;
     l.size = e.size;
     l.mtime_sec = e.mtime_sec;
     l.mtime_nsec = e.mtime_nsec;
-    l.link = std::string(index.str(e.link));
-    l.dev_major = e.dev_major;
-    l.dev_minor = e.dev_minor;
+    l.link = std::string(index.link(obj));
+    if (S_ISCHR(e.mode) || S_ISBLK(e.mode)) {
+      l.dev_major = e.dev_major;
+      l.dev_minor = e.dev_minor;
+    }
     if ((e.mode & S_IFMT) != S_IFDIR) l.hl_key = StrCat(obj);
-    for (uint32_t i = 0; i < e.xattrs_count; ++i) {
-      const Xattr& x = index.xattrs()[e.xattrs_begin + i];
+    for (const Xattr& x : index.XattrsOf(obj)) {
       l.xattrs.emplace_back(std::string(index.str(x.name)), std::string(index.str(x.value)));
     }
     if ((e.mode & S_IFMT) == S_IFREG && opt.content) {
