@@ -42,6 +42,23 @@ void PrefetchManager::SetTraceSource(std::shared_ptr<TraceSource> source) {
   source_ = std::move(source);
 }
 
+void PrefetchManager::HintImage(const std::string& image_ref, const Sha256& manifest) {
+  if (!config_.registry_lookup || !config_.replay) return;
+  std::shared_ptr<TraceSource> source;
+  std::shared_ptr<Image> image;
+  {
+    absl::MutexLock lock(&mu_);  // never held with an Image::mu (that order is image, then mu_)
+    source = source_;
+    if (auto it = images_.find(manifest.Hex()); it != images_.end()) image = it->second;
+  }
+  if (source == nullptr || store_.Has(manifest)) return;
+  if (image != nullptr) {
+    absl::MutexLock lock(&image->mu);
+    if (image->loaded) return;
+  }
+  source->Hint(image_ref, manifest);
+}
+
 std::shared_ptr<PrefetchManager::Image> PrefetchManager::ImageFor(const Sha256& manifest) {
   absl::MutexLock lock(&mu_);
   auto& image = images_[manifest.Hex()];

@@ -49,6 +49,10 @@ class TraceSource {
   // NotFound when there is none. Called at most once per image per PrefetchManager, from
   // LayerMounted (the mount waits: keep it bounded). Must be thread-safe.
   virtual absl::StatusOr<Trace> Fetch(const std::string& image_ref, const Sha256& manifest) = 0;
+  // A layer of image `manifest` is about to be mounted (its TOC not yet read): a source may
+  // start looking the trace up so that the later Fetch finds it ready. Must not block on the
+  // network. Thread-safe.
+  virtual void Hint(const std::string& image_ref, const Sha256& manifest) {}
 };
 
 struct MountedLayerInfo {
@@ -72,6 +76,9 @@ class PrefetchManager {
   // Every method is thread-safe.
 
   void SetTraceSource(std::shared_ptr<TraceSource> source);
+  // Passes TraceSource::Hint on when the image's trace may be needed from the source (lookup
+  // on, no trace stored or known for the image yet). Cheap; call before mounting a layer.
+  void HintImage(const std::string& image_ref, const Sha256& manifest);
   // Starts replay / landmark / recording / background work for a just-mounted layer.
   void LayerMounted(const MountedLayerInfo& info);
   // Stops work for the layer (waits for its running prefetch requests). Its reads recorded so

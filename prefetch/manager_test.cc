@@ -181,7 +181,9 @@ class FakeSource : public TraceSource {
     if (manifest != trace_.manifest) return absl::NotFoundError("none");
     return trace_;
   }
+  void Hint(const std::string& ref, const Sha256& manifest) override { hints_++; }
   int calls_ = 0;
+  int hints_ = 0;
   std::string ref_;
 
  private:
@@ -199,6 +201,8 @@ TEST_F(ManagerTest, TraceFromTheSourceIsReplayedAndStoredLocally) {
   auto cache = ColdCache();
   MountedLayerInfo info = Info(cache);
   info.image_ref = "registry.example/app:1";
+  m.HintImage(info.image_ref, manifest_);
+  EXPECT_EQ(source->hints_, 1);
   m.LayerMounted(info);
   m.WaitIdle();
   EXPECT_TRUE(cache->IsPresent(2));
@@ -207,8 +211,10 @@ TEST_F(ManagerTest, TraceFromTheSourceIsReplayedAndStoredLocally) {
   EXPECT_TRUE(m.store().Has(manifest_));
   m.LayerUnmounted("/mnt/1");
   info.id = "/mnt/2";
-  m.LayerMounted(info);  // known now: no second lookup
+  m.HintImage(info.image_ref, manifest_);  // known now: no hint, no second lookup
+  m.LayerMounted(info);
   EXPECT_EQ(source->calls_, 1);
+  EXPECT_EQ(source->hints_, 1);
   m.LayerUnmounted("/mnt/2");
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -173,7 +174,10 @@ std::string TraceStore::PathOf(const Sha256& manifest) const {
 absl::Status TraceStore::Put(const Trace& trace) {
   absl::MutexLock lock(&mu_);
   if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoToStatus(errno, StrCat("mkdir ", dir_));
+    std::error_code ec;  // the root itself may not exist yet (a CLI's --root)
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) return absl::InternalError(StrCat("mkdir ", dir_, ": ", ec.message()));
+    ::chmod(dir_.c_str(), 0700);
   }
   return WriteFileAtomically(PathOf(trace.manifest), EncodeTrace(trace));
 }

@@ -115,6 +115,13 @@ TEST(TraceStoreTest, PutGetListRemove) {
   EXPECT_EQ(store.List()->size(), 1u);
 }
 
+TEST(TraceStoreTest, PutCreatesAMissingRoot) {
+  cache_testing::TempDir dir;
+  TraceStore store(StrCat(dir.path(), "/new/root"));
+  ASSERT_TRUE(store.Put(Sample()).ok());
+  EXPECT_TRUE(store.Has(Sample().manifest));
+}
+
 TEST(TraceStoreTest, CorruptOrMisnamedFileIsAnError) {
   cache_testing::TempDir dir;
   TraceStore store(dir.path());

@@ -228,6 +228,12 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   m->info.dir = dir;
   m->info.digest = spec.digest;
   m->pin = cache_->Pin(spec.digest);  // before anything lands in the layer's directory
+  std::optional<Sha256> image_key;
+  if (prefetch_) {
+    // Before the TOC is read, so that a registry trace lookup overlaps it.
+    image_key = ImageKey(spec);
+    if (image_key) prefetch_->HintImage(spec.ref ? spec.ref->String() : "", *image_key);
+  }
   ASSIGN_OR_RETURN(std::shared_ptr<const SeekableLayer> layer,
                    OpenIndex(spec, labels, &m->info));
   m->info.blob_size = layer->blob_size;
@@ -259,7 +265,7 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   if (prefetch_) {
     MountedLayerInfo info;
     info.id = dir;
-    info.image = ImageKey(spec);
+    info.image = image_key;
     info.image_ref = spec.ref ? spec.ref->String() : "";
     info.digest = spec.digest;
     info.layer = layer;
