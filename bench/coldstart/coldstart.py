@@ -65,6 +65,9 @@ def parse_args(argv):
                     help="containerd-stargz-grpc binary: adds the stargz mode")
     ap.add_argument("--smoke", action="store_true",
                     help="CI smoke: python, 1 run, loopback, overlayfs and lazysnap")
+    ap.add_argument("--lazy-pull", choices=("ctr-remote", "lazysnap"), default="ctr-remote",
+                    help="how lazysnap modes pull: `ctr-remote image rpull --snapshotter "
+                    "lazysnap` (default) or `lazysnap image pull`")
     ap.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     a = ap.parse_args(argv)
     if a.smoke:
@@ -107,17 +110,24 @@ class Bench:
         lz = [self.tools["lazysnap"]]
         self.modes = []
         for m in self.a.modes:
-            if m == "lazysnap-optimized" and help_text(lz + ["image", "optimize"]) is None:
+            if m == "lazysnap-optimized" and "lazysnap image optimize" not in (
+                    help_text(lz + ["image", "optimize"]) or ""):
                 self.note("lazysnap-optimized skipped: `lazysnap image optimize` is not in this build")
                 continue
             if m == "stargz" and not (self.tools["stargz_grpc"] and os.access(self.tools["stargz_grpc"], os.X_OK)):
                 self.note("stargz skipped: no containerd-stargz-grpc binary (--stargz-grpc PATH)")
                 continue
             self.modes.append(MODES[m])
-        h = help_text(lz + ["image", "pull"])
-        self.lazysnap_pull = h is not None and all(f in h for f in ("--plain-http", "--address", "--namespace"))
+        self.lazysnap_pull = False
+        if self.a.lazy_pull == "lazysnap":
+            h = help_text(lz + ["image", "pull"])
+            self.lazysnap_pull = h is not None and all(
+                f in h for f in ("--plain-http", "--address", "--namespace"))
+            if not self.lazysnap_pull:
+                self.note("`lazysnap image pull` (with --address, --namespace, --plain-http) is "
+                          "not in this build: lazy pulls use `ctr-remote image rpull`")
         self.note("lazy pulls use " + ("`lazysnap image pull`" if self.lazysnap_pull else
-                                       "`ctr-remote image rpull` (no `lazysnap image pull` in this build)"))
+                                       "`ctr-remote image rpull --snapshotter lazysnap`"))
 
     def pull_cmd(self, ctx, ctd, ref, mode):
         if not mode.lazy:
@@ -176,7 +186,7 @@ class Bench:
                         try:
                             res = runner.measure(ctx, w, mode, ref, run_id,
                                                  present=(mode.name == "overlayfs"),
-                                                 trace_seed=traces.get(w.name) if mode.trace else None)
+                                                 seed_root=traces.get(w.name) if mode.trace else None)
                         except BenchError as e:
                             self.note(f"{w.name} {mode.name} {net.name} run {i + 1} failed: {e}")
                             continue
@@ -186,7 +196,7 @@ class Bench:
                         self.save()
 
     def record_trace(self, ctx, w, mode, run_id):
-        d = os.path.join(self.workdir, f"traces-{w.name}")
+        d = os.path.join(self.workdir, f"traces-{w.name}", "rec", "traces")
         ref = f"{ctx.shaper.addr}/{w.name}:{mode.variant}"
         log(f"{w.name}: recording run for {mode.name}")
         try:
@@ -200,7 +210,22 @@ class Bench:
                       "(trace recording is not in this build)")
             self.skip.add((w.name, mode.name))
             return None
-        return d
+        # Publish it as other nodes get it: `lazysnap trace push` to the registry, and before each
+        # measured run `lazysnap trace pull` into the fresh root (outside the measured window).
+        lz = self.tools["lazysnap"]
+        try:
+            runner._run([lz, "trace", "push", "--root", os.path.dirname(d),
+                         "--plain-http", f"{ctx.registry.addr}/{w.name}:{mode.variant}"],
+                        what="lazysnap trace push")
+        except BenchError as e:
+            self.note(f"{w.name}: `lazysnap trace push` failed ({e}); the trace is copied into "
+                      "each fresh lazysnapd root instead")
+            return lambda root: shutil.copytree(d, os.path.join(root, "traces"))
+
+        def pull(root):
+            runner._run([lz, "trace", "pull", "--root", root, "--plain-http",
+                         f"{ctx.registry.addr}/{w.name}:{mode.variant}"], what="lazysnap trace pull")
+        return pull
 
     def save(self):
         os.makedirs(self.a.out, exist_ok=True)

@@ -14,7 +14,10 @@ from env import (BenchError, Cleanups, Containerd, Lazysnapd, StargzGrpc, drop_c
 
 
 def _run(cmd, timeout=600, what=None):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{what or cmd[0]} timed out after {timeout} s")
     if p.returncode != 0:
         raise BenchError(f"{what or cmd[0]} failed ({p.returncode}): "
                          f"{(p.stderr or p.stdout).strip()[-600:]}")
@@ -66,11 +69,12 @@ class Context:
         self.network = None
 
 
-def measure(ctx, workload, mode, ref, run_id, present=False, trace_seed=None, keep_traces=None):
+def measure(ctx, workload, mode, ref, run_id, present=False, seed_root=None, keep_traces=None):
     """One cold start. Returns a dict of figures. `present`: afterwards, also time a start from
-    the image already unpacked (the floor; overlayfs only). `trace_seed`: a directory of traces
-    copied into the fresh lazysnapd root (as `lazysnap trace pull` would). `keep_traces`: copy
-    lazysnapd's traces out to this directory after the run (a recording run)."""
+    the image already unpacked (the floor; overlayfs only). `seed_root(root)`: called with the
+    fresh lazysnapd root before lazysnapd starts, outside the measured window (puts the trace
+    there). `keep_traces`: copy lazysnapd's traces out to this directory after the run (a
+    recording run)."""
     wd = os.path.join(ctx.workdir, f"run-{run_id}")
     os.makedirs(wd)
     cleanups = Cleanups()
@@ -80,9 +84,10 @@ def measure(ctx, workload, mode, ref, run_id, present=False, trace_seed=None, ke
         proxies = {}
         daemon = None
         if mode.snapshotter == "lazysnap":
-            if trace_seed:
-                os.makedirs(os.path.join(wd, "lazysnapd", "root"), exist_ok=True)
-                shutil.copytree(trace_seed, os.path.join(wd, "lazysnapd", "root", "traces"))
+            if seed_root:
+                root = os.path.join(wd, "lazysnapd", "root")
+                os.makedirs(root, exist_ok=True)
+                seed_root(root)
             daemon = Lazysnapd(ctx.tools["lazysnapd"], wd, cleanups)
             proxies["lazysnap"] = daemon.sock
         elif mode.snapshotter == "stargz":
@@ -96,7 +101,7 @@ def measure(ctx, workload, mode, ref, run_id, present=False, trace_seed=None, ke
         cpu0 = daemon.cpu_seconds() if daemon else None
 
         t0 = time.monotonic()
-        _run(ctx.pull_cmd(ctx, ctd, ref, mode), what="pull")
+        _run(ctx.pull_cmd(ctx, ctd, ref, mode), timeout=workload.timeout, what="pull")
         t1 = time.monotonic()
         snap = [] if mode.snapshotter == "overlayfs" else ["--snapshotter", mode.snapshotter]
         _run(ctr + ["container", "create"] + snap + ["--", ref, cid] + list(workload.cmd),
