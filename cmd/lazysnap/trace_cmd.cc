@@ -3,8 +3,11 @@
 // (`push`, `pull`; prefetch/registry_traces.h).
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -256,6 +259,15 @@ int RunPull(const TraceFlags& f) {
                                                                 t.status().message())));
     }
     const bool replaced = store.Has(subject.digest);
+    // A root lazysnapd has not created yet: made as lazysnapd makes it (0700).
+    std::error_code ec;
+    if (!std::filesystem::exists(f.root, ec)) {
+      std::filesystem::create_directories(f.root, ec);
+      if (ec || ::chmod(f.root.c_str(), 0700) != 0) {
+        return ReportError(absl::InternalError(
+            StrCat("create ", f.root, ": ", ec ? ec.message() : std::strerror(errno))));
+      }
+    }
     if (absl::Status s = store.Put(*t); !s.ok()) return ReportError(s);
     if (f.json) {
       Json j = Summary(*t);
