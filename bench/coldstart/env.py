@@ -236,8 +236,12 @@ class Lazysnapd:
         self.log_path = os.path.join(self.dir, "lazysnapd.log")
         os.makedirs(os.path.join(self.dir, "certs.d"), exist_ok=True)
         with open(os.path.join(self.dir, "config.toml"), "w") as f:
+            # [prefetch] registry_lookup off: a node gets a trace only as a run seeds it
+            # (`lazysnap trace pull` before start); the registry holds the pushed trace, which
+            # an on-demand (no trace) run must not find by itself.
             f.write(f'root = "{self.root}"\naddress = "{self.sock}"\nlog_level = "info"\n'
-                    f'[registry]\nconfig_path = "{self.dir}/certs.d"\n')
+                    f'[registry]\nconfig_path = "{self.dir}/certs.d"\n'
+                    f'[prefetch]\nregistry_lookup = false\n')
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen([binary, "--config", f"{self.dir}/config.toml"],
                                          stdout=logf, stderr=subprocess.STDOUT)
