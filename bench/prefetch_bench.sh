@@ -33,6 +33,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "prefetch_bench: needs root" >&2; exit 2; }
 [ -n "$out" ] || out=$(mktemp -d /tmp/ls-prefetch-bench.XXXXXX)
+mkdir -p "$out"
 
 python3 "$ROOT/bench/coldstart/coldstart.py" --workloads "$workloads" \
   --modes lazysnap,lazysnap-trace --networks "$networks" --runs "$runs" --no-charts \
