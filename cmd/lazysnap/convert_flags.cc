@@ -81,7 +81,9 @@ void AddConvertFlags(CLI::App& cmd, ConvertFlags* f, bool optimize) {
   cmd.add_option("--prioritize-file", f->prioritize_files,
                  optimize ? "a file to put first, before the recorded ones (repeatable; in order)"
                           : "a file to put first (repeatable; in order); e.g. what the "
-                            "entrypoint reads");
+                            "entrypoint reads")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd.add_option("--prioritize-list", f->prioritize_list,
                  "a file listing paths to put first, one per line ('#' starts a comment)")
       ->check(CLI::ExistingFile);
@@ -92,7 +94,9 @@ void AddConvertFlags(CLI::App& cmd, ConvertFlags* f, bool optimize) {
   } else {
     auto* platform = cmd.add_option("--platform", f->platforms,
                                     "os/arch[/variant] to convert (repeatable; default "
-                                    "linux/amd64)");
+                                    "linux/amd64)")
+                         ->expected(1)
+                         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     cmd.add_flag("--all-platforms", f->all_platforms, "convert every platform of an index")
         ->excludes(platform);
   }

@@ -147,7 +147,9 @@ void AddImageOptimizeCommand(CLI::App& image, CommandBody* run) {
                   "stop recording and kill the workload when its output contains this string "
                   "(e.g. a server's 'ready' line)");
   cmd->add_option("--env", flags->env, "KEY=VALUE for the workload (repeatable; adds to or "
-                                       "replaces the image's Env)");
+                                       "replaces the image's Env)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--workdir", flags->workdir,
                   "working directory of the workload (default: the image's WorkingDir, else /)");
   cmd->add_flag("--print-files", flags->print_files,
