@@ -8,6 +8,7 @@ docs/benchmarks.md has the figures and the commands that made them."""
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -69,6 +70,8 @@ def parse_args(argv):
                     help="how lazysnap modes pull: `ctr-remote image rpull --snapshotter "
                     "lazysnap` (default) or `lazysnap image pull`")
     ap.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    ap.add_argument("--render", metavar="DIR",
+                    help="only write the report and charts again from DIR/results.json")
     a = ap.parse_args(argv)
     if a.smoke:
         a.workloads, a.modes, a.networks, a.runs = "python", "overlayfs,lazysnap", "loopback", 1
@@ -240,8 +243,18 @@ class Bench:
                 "command": "lazysnap bench " + " ".join(sys.argv[1:])}
 
 
+def render(out_dir, charts_on):
+    with open(os.path.join(out_dir, "results.json")) as f:
+        data = json.load(f)
+    print(report.write_all(out_dir, data["runs"], data["notes"], data["meta"],
+                           charts_on=charts_on))
+    return 0
+
+
 def main(argv):
     args = parse_args(argv)
+    if args.render:
+        return render(args.render, not args.no_charts)
     if os.geteuid() != 0:
         print("lazysnap bench: needs root (containerd, FUSE, overlay, drop_caches)", file=sys.stderr)
         return 2

@@ -161,7 +161,9 @@ http:
 
 class Shaper:
     """lazysnap-shaper in front of `upstream_port` (rate 'unlimited' and rtt '0' for loopback:
-    the same proxy for every preset, so every mode goes through the same path)."""
+    the same proxy for every preset, so every mode goes through the same path). The rate is
+    aggregate (one link shared by every connection), so a client cannot buy bandwidth by
+    opening more connections; the RTT applies to each connection."""
 
     def __init__(self, binary, workdir, upstream_port, rate, rtt, cleanups):
         self.dir = os.path.join(workdir, f"shaper-{rate}-{rtt}")
@@ -170,7 +172,8 @@ class Shaper:
         with open(os.path.join(self.dir, "shaper.log"), "ab") as logf:
             self.proc = subprocess.Popen(
                 [binary, "--upstream", f"127.0.0.1:{upstream_port}", "--rate", rate, "--rtt", rtt,
-                 "--stats-file", self.stats_path], stdout=subprocess.PIPE, stderr=logf)
+                 "--aggregate", "--stats-file", self.stats_path],
+                stdout=subprocess.PIPE, stderr=logf)
         cleanups.add(lambda p=self.proc: kill(p))
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():

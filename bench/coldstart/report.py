@@ -155,8 +155,9 @@ def charts(out_dir, cells):
                 ax.errorbar(x, c["total_med"], yerr=[[c["total_med"] - c["total_min"]],
                                                      [c["total_max"] - c["total_med"]]],
                             fmt="none", ecolor="black", capsize=2, lw=0.8)
-                ax.text(x, c["total_max"] * 1.03 + 0.03, m.replace("lazysnap-", "lz-"), rotation=90,
-                        ha="center", va="bottom", fontsize=7)
+                ax.annotate(m.replace("lazysnap-", "lz-"), (x, c["total_max"]), xytext=(0, 4),
+                            textcoords="offset points", rotation=90, ha="center", va="bottom",
+                            fontsize=7)
         for wi, wl in enumerate(wls):
             f = next((c for c in cs if c["workload"] == wl and c["mode"] == "floor"), None)
             if f:
@@ -166,7 +167,7 @@ def charts(out_dir, cells):
         ax.set_ylabel("seconds to ready (median; bars: min–max)")
         ax.set_title(f"cold start, {net}")
         ax.margins(y=0.25)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="upper right")
         fig.tight_layout()
         path = os.path.join(out_dir, f"coldstart-{net}.png")
         fig.savefig(path, dpi=110)
