@@ -184,7 +184,7 @@ absl::StatusOr<std::shared_ptr<LayerCache>> CacheManager::OpenLayer(
   if (layer == nullptr) return absl::InvalidArgumentError("OpenLayer: no layer");
   const SeekableLayer& l = *layer;
   return OpenLayerImpl(layer_digest, l.toc_digest, l.index.chunks(), std::move(source),
-                       std::make_shared<FormatChunkDecoder>(l.index.format()), options,
+                       std::make_shared<FormatChunkDecoder>(l.index), options,
                        std::move(layer));
 }
 

@@ -6,7 +6,7 @@ namespace lazysnap {
 
 absl::Status FormatChunkDecoder::Decode(const Chunk& chunk, std::string_view compressed,
                                         absl::Span<char> out) {
-  return DecodeChunk(format_, chunk, compressed, out);
+  return DecodeChunk(format_, key_, chunk, compressed, out);
 }
 
 }  // namespace lazysnap

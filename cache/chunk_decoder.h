@@ -24,16 +24,19 @@ class ChunkDecoder {
                               absl::Span<char> out) = 0;
 };
 
-// The production decoder: format/layer.h's DecodeChunk for one layer format. Thread-safe;
-// stateless apart from the format.
+// The production decoder: format/layer.h's DecodeChunk for one layer's format and chunk
+// fingerprint key (copied from `index`, which need not outlive the decoder). Thread-safe;
+// immutable.
 class FormatChunkDecoder : public ChunkDecoder {
  public:
-  explicit FormatChunkDecoder(LayerFormat format) : format_(format) {}
+  explicit FormatChunkDecoder(const LayerIndex& index)
+      : format_(index.format()), key_(index.digest_key()) {}
   absl::Status Decode(const Chunk& chunk, std::string_view compressed,
                       absl::Span<char> out) override;
 
  private:
   const LayerFormat format_;
+  const DigestKey key_;
 };
 
 }  // namespace lazysnap

@@ -33,7 +33,7 @@ class EstargzCacheTest : public ::testing::Test {
   absl::StatusOr<std::unique_ptr<LayerCache>> Open(const std::string& dir,
                                                    std::shared_ptr<BlobSource> source) {
     return LayerCache::Open(dir, layer_->toc_digest, layer_->index.chunks(), std::move(source),
-                            std::make_shared<FormatChunkDecoder>(layer_->index.format()));
+                            std::make_shared<FormatChunkDecoder>(layer_->index));
   }
   // Reads every regular file through `cache` and compares with the format's own reader.
   void ExpectAllFiles(LayerCache& cache) {

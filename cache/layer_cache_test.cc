@@ -254,7 +254,7 @@ TEST_F(LayerCacheTest, SharedCompressedRangeIsFetchedOnce) {
     c.inner_offset = static_cast<uint32_t>(member.size());
     c.size = static_cast<uint32_t>(data.size());
     c.entry = f;
-    c.digest = Sha256::Of(data);
+    c.digest = ChunkDigest::Of(DigestKey(), Sha256::Of(data));
     c.has_digest = true;
     l.chunks.push_back(c);
     Entry e;

@@ -42,7 +42,7 @@ class TempDir {
 
 // Test layers store chunk data uncompressed in the blob: "decoding" copies
 // [inner_offset, inner_offset + size) out of the fetched range, then checks the digest like
-// the real decoder does. Thread-safe.
+// the real decoder does (fingerprints under the all-zero DigestKey). Thread-safe.
 class PlainChunkDecoder : public ChunkDecoder {
  public:
   absl::Status Decode(const Chunk& chunk, std::string_view compressed,
@@ -52,7 +52,8 @@ class PlainChunkDecoder : public ChunkDecoder {
       return absl::DataLossError("chunk sizes do not fit");
     }
     std::memcpy(out.data(), compressed.data() + chunk.inner_offset, chunk.size);
-    if (Sha256::Of(std::string_view(out.data(), out.size())) != chunk.digest) {
+    if (ChunkDigest::Of(DigestKey(), Sha256::Of(std::string_view(out.data(), out.size()))) !=
+        chunk.digest) {
       return absl::DataLossError("chunk digest mismatch");
     }
     return absl::OkStatus();
@@ -151,7 +152,7 @@ inline TestLayer MakeTestLayer(const std::vector<uint64_t>& file_sizes, uint32_t
       c.compressed_offset = l.blob.size();
       c.compressed_size = c.size;
       c.entry = static_cast<EntryId>(f);
-      c.digest = Sha256::Of(std::string_view(data).substr(off, c.size));
+      c.digest = ChunkDigest::Of(DigestKey(), Sha256::Of(std::string_view(data).substr(off, c.size)));
       c.has_digest = true;
       l.blob.append(data, off, c.size);
       l.chunks.push_back(c);

@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string out;
   for (const Chunk& c : (*layer)->index.chunks()) {
     out.resize(c.size);
-    (void)ReadChunk(blob, (*layer)->index.format(), c, absl::MakeSpan(out));
+    (void)ReadChunk(blob, (*layer)->index, c, absl::MakeSpan(out));
   }
   return 0;
 }

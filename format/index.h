@@ -14,6 +14,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <ranges>
@@ -80,8 +81,25 @@ struct Entry {
 };
 static_assert(sizeof(Entry) == 48);
 
+// A per-index random secret keying the chunk fingerprints (ChunkDigest).
+struct DigestKey {
+  std::array<uint8_t, 16> bytes{};
+};
+
+// What a Chunk keeps of its chunkDigest: the first 16 bytes of SHA-256(key || digest) under
+// the index's DigestKey. Data is accepted if the fingerprint of its SHA-256 matches; finding
+// other data that matches needs a SHA-256 collision or the key (docs/index.md). Value type.
+struct ChunkDigest {
+  std::array<uint8_t, 16> bytes{};
+
+  // The fingerprint of `digest` under `key`. Thread-safe.
+  static ChunkDigest Of(const DigestKey& key, const Sha256& digest);
+  std::string Hex() const;
+  bool operator==(const ChunkDigest&) const = default;
+};
+
 // One chunk of a regular file. Chunks of a file are contiguous and sorted by file_offset,
-// covering [0, size) without gaps or overlap. 64 bytes; `inner_offset`, `has_digest` and
+// covering [0, size) without gaps or overlap. 48 bytes; `inner_offset`, `has_digest` and
 // `zeros` are bit-fields (no non-const references to them).
 struct Chunk {
   uint64_t compressed_offset = 0;  // where its compressed frame/member starts in the blob
@@ -94,9 +112,10 @@ struct Chunk {
   bool has_digest : 1 = false;
   bool zeros : 1 = false;          // zstd:chunked "zeros" chunk: no data in the blob
   EntryId entry = kNoEntry;        // the regular file it belongs to
-  Sha256 digest;                   // chunkDigest: sha256 of the `size` uncompressed bytes
+  ChunkDigest digest;              // fingerprint of chunkDigest (the sha256 of the `size`
+                                   // uncompressed bytes) under LayerIndex::digest_key()
 };
-static_assert(sizeof(Chunk) == 64);
+static_assert(sizeof(Chunk) == 48);
 
 struct Xattr {
   StrRef name;
@@ -119,6 +138,8 @@ class LayerIndex {
   LayerIndex& operator=(LayerIndex&&) = default;
 
   LayerFormat format() const { return format_; }
+  // The key of this index's chunk fingerprints (random per index; never leaves the process).
+  const DigestKey& digest_key() const { return digest_key_; }
   size_t size() const { return entries_.size(); }
   const Entry& entry(EntryId id) const { return entries_[id]; }
   absl::Span<const Entry> entries() const { return entries_; }
@@ -184,6 +205,7 @@ class LayerIndex {
  private:
   friend class IndexBuilder;
   LayerFormat format_ = LayerFormat::kEstargz;
+  DigestKey digest_key_;
   std::vector<Entry> entries_;
   std::vector<Chunk> chunks_;
   std::vector<Xattr> xattrs_;

@@ -1,7 +1,10 @@
 // IndexBuilder, second half: chunk extents and the layout of the finished LayerIndex.
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <unordered_map>
 
@@ -82,6 +85,16 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
   LayerIndex index;
   index.format_ = format;
   index.toc_offset_ = toc_offset;
+  // The fingerprint key (docs/index.md): unpredictable to whoever serves the blob.
+  auto& secret = index.digest_key_.bytes;
+  for (size_t got = 0; got < secret.size();) {
+    const ssize_t r = getrandom(secret.data() + got, secret.size() - got, 0);
+    if (r > 0) {
+      got += static_cast<size_t>(r);
+    } else if (errno != EINTR) {
+      return absl::InternalError(StrCat("getrandom: ", strerror(errno)));
+    }
+  }
   size_t string_bytes = 0;
   for (uint32_t i = 0; i < n; ++i) {
     string_bytes += base[i].size() + (nodes[i].type == S_IFLNK ? nodes[i].link.size() : 0);
@@ -177,7 +190,7 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
       c.size = static_cast<uint32_t>(rc.size);
       c.inner_offset = rc.inner_offset;
       c.entry = id;
-      c.digest = rc.digest;
+      if (rc.has_digest) c.digest = ChunkDigest::Of(index.digest_key_, rc.digest);
       c.has_digest = rc.has_digest;
       c.zeros = rc.zeros;
       index.chunks_.push_back(c);

@@ -106,8 +106,8 @@ absl::StatusOr<std::unique_ptr<SeekableLayer>> OpenLayerFromToc(std::string toc_
   return layer;
 }
 
-absl::Status DecodeChunk(LayerFormat format, const Chunk& chunk, std::string_view compressed,
-                         absl::Span<char> out) {
+absl::Status DecodeChunk(LayerFormat format, const DigestKey& key, const Chunk& chunk,
+                         std::string_view compressed, absl::Span<char> out) {
   if (out.size() != chunk.size) {
     return absl::InvalidArgumentError(
         StrCat("output buffer of ", out.size(), " bytes for a chunk of ", chunk.size));
@@ -125,20 +125,21 @@ absl::Status DecodeChunk(LayerFormat format, const Chunk& chunk, std::string_vie
       RETURN_IF_ERROR(DecodeZstd(compressed, out));
     }
   }
-  if (chunk.has_digest && Sha256::Of(std::string_view(out.data(), out.size())) != chunk.digest) {
+  if (chunk.has_digest &&
+      ChunkDigest::Of(key, Sha256::Of(std::string_view(out.data(), out.size()))) != chunk.digest) {
     return absl::DataLossError(StrCat("chunk digest mismatch at blob offset ",
-                                      chunk.compressed_offset, " (want ",
-                                      chunk.digest.ToString(), ")"));
+                                      chunk.compressed_offset, " (want fingerprint ",
+                                      chunk.digest.Hex(), ")"));
   }
   return absl::OkStatus();
 }
 
-absl::Status ReadChunk(BlobSource& blob, LayerFormat format, const Chunk& chunk,
+absl::Status ReadChunk(BlobSource& blob, const LayerIndex& index, const Chunk& chunk,
                        absl::Span<char> out) {
-  if (chunk.zeros) return DecodeChunk(format, chunk, {}, out);
+  if (chunk.zeros) return DecodeChunk(index.format(), index.digest_key(), chunk, {}, out);
   ASSIGN_OR_RETURN(std::string compressed,
                    ReadRange(blob, chunk.compressed_offset, chunk.compressed_size));
-  return DecodeChunk(format, chunk, compressed, out);
+  return DecodeChunk(index.format(), index.digest_key(), chunk, compressed, out);
 }
 
 absl::StatusOr<std::string> ReadFile(BlobSource& blob, const SeekableLayer& layer, EntryId id) {
@@ -155,7 +156,7 @@ absl::StatusOr<std::string> ReadFile(BlobSource& blob, const SeekableLayer& laye
   }
   std::string data(e.size, '\0');
   for (const Chunk& c : index.ChunksOf(inode)) {
-    RETURN_IF_ERROR(ReadChunk(blob, index.format(), c,
+    RETURN_IF_ERROR(ReadChunk(blob, index, c,
                               absl::MakeSpan(data).subspan(c.file_offset, c.size)));
   }
   return data;

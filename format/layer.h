@@ -75,13 +75,14 @@ absl::StatusOr<std::unique_ptr<SeekableLayer>> OpenLayerFromToc(std::string toc_
                                                                  const LayerLimits& limits);
 
 // Decompresses one chunk from exactly chunk.compressed_size bytes of blob (`compressed`) into
-// `out` (chunk.size bytes) and verifies its digest. Output larger than declared, a digest
-// mismatch or a broken stream is DataLoss; `out` must then be treated as garbage. Thread-safe.
-absl::Status DecodeChunk(LayerFormat format, const Chunk& chunk, std::string_view compressed,
-                         absl::Span<char> out);
+// `out` (chunk.size bytes) and verifies its digest (its fingerprint under `key`, the index's
+// digest_key()). Output larger than declared, a digest mismatch or a broken stream is
+// DataLoss; `out` must then be treated as garbage. Thread-safe.
+absl::Status DecodeChunk(LayerFormat format, const DigestKey& key, const Chunk& chunk,
+                         std::string_view compressed, absl::Span<char> out);
 
-// Reads chunk `chunk` from `blob`, then DecodeChunk.
-absl::Status ReadChunk(BlobSource& blob, LayerFormat format, const Chunk& chunk,
+// Reads chunk `chunk` of `index` from `blob`, then DecodeChunk.
+absl::Status ReadChunk(BlobSource& blob, const LayerIndex& index, const Chunk& chunk,
                        absl::Span<char> out);
 
 // Reads a whole regular file (tests, tools). Hard links read their target.

@@ -185,7 +185,7 @@ TEST(ReadChunk, FlippedChunkBytesAreDataLoss) {
   const LayerIndex& idx = (*layer)->index;
   const Chunk& c = idx.ChunksOf(idx.LookupPath("bin/big"))[1];
   std::string out(c.size, '\0');
-  ASSERT_TRUE(ReadChunk(clean, LayerFormat::kEstargz, c, absl::MakeSpan(out)).ok());
+  ASSERT_TRUE(ReadChunk(clean, idx, c, absl::MakeSpan(out)).ok());
   // Bytes carrying data: past the gzip header, well before the end of the deflate stream
   // (its last bits and the CRC trailer are not needed once the chunk's bytes are out;
   // the data is checked by its sha256 instead).
@@ -193,10 +193,16 @@ TEST(ReadChunk, FlippedChunkBytesAreDataLoss) {
     std::string corrupt = bytes;
     corrupt[c.compressed_offset + k] ^= 0x01;
     MemoryBlobSource blob(corrupt);
-    absl::Status s = ReadChunk(blob, LayerFormat::kEstargz, c, absl::MakeSpan(out));
+    absl::Status s = ReadChunk(blob, idx, c, absl::MakeSpan(out));
     EXPECT_TRUE(absl::IsDataLoss(s)) << "flip at " << k << ": " << s;
   }
 }
+
+const DigestKey kKey = [] {
+  DigestKey k;
+  k.bytes[0] = 42;
+  return k;
+}();
 
 TEST(DecodeChunk, VerifiesDigestAndSizes) {
   std::string data = Pattern(1000, 7);
@@ -205,26 +211,26 @@ TEST(DecodeChunk, VerifiesDigestAndSizes) {
   c.size = data.size();
   c.inner_offset = 6;
   c.compressed_size = member.size();
-  c.digest = Sha256::Of(data);
+  c.digest = ChunkDigest::Of(kKey, Sha256::Of(data));
   c.has_digest = true;
   std::string out(data.size(), '\0');
-  ASSERT_TRUE(DecodeChunk(LayerFormat::kEstargz, c, member, absl::MakeSpan(out)).ok());
+  ASSERT_TRUE(DecodeChunk(LayerFormat::kEstargz, kKey, c, member, absl::MakeSpan(out)).ok());
   EXPECT_EQ(out, data);
-  c.digest = Sha256::Of("something else");
-  absl::Status s = DecodeChunk(LayerFormat::kEstargz, c, member, absl::MakeSpan(out));
+  c.digest = ChunkDigest::Of(kKey, Sha256::Of("something else"));
+  absl::Status s = DecodeChunk(LayerFormat::kEstargz, kKey, c, member, absl::MakeSpan(out));
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_THAT(s.message(), HasSubstr("digest mismatch"));
   c.has_digest = false;
   c.compressed_size = member.size() - 1;
   EXPECT_TRUE(absl::IsInvalidArgument(
-      DecodeChunk(LayerFormat::kEstargz, c, member, absl::MakeSpan(out))));
+      DecodeChunk(LayerFormat::kEstargz, kKey, c, member, absl::MakeSpan(out))));
   c.compressed_size = member.size() / 2;  // truncated stream
-  EXPECT_TRUE(absl::IsDataLoss(DecodeChunk(LayerFormat::kEstargz, c,
+  EXPECT_TRUE(absl::IsDataLoss(DecodeChunk(LayerFormat::kEstargz, kKey, c,
                                            std::string_view(member).substr(0, member.size() / 2),
                                            absl::MakeSpan(out))));
   std::string small(10, '\0');
   EXPECT_TRUE(absl::IsInvalidArgument(
-      DecodeChunk(LayerFormat::kEstargz, c, member, absl::MakeSpan(small))));
+      DecodeChunk(LayerFormat::kEstargz, kKey, c, member, absl::MakeSpan(small))));
 }
 
 std::string Zstd(std::string_view data) {
@@ -239,30 +245,29 @@ TEST(DecodeChunk, ZstdExactSizeAndZeros) {
   Chunk c;
   c.size = data.size();
   c.compressed_size = frames.size();
-  c.digest = Sha256::Of(data);
+  c.digest = ChunkDigest::Of(kKey, Sha256::Of(data));
   c.has_digest = true;
   std::string out(data.size(), '\0');
-  ASSERT_TRUE(DecodeChunk(LayerFormat::kZstdChunked, c, frames, absl::MakeSpan(out)).ok());
+  ASSERT_TRUE(DecodeChunk(LayerFormat::kZstdChunked, kKey, c, frames, absl::MakeSpan(out)).ok());
   EXPECT_EQ(out, data);
 
   std::string longer = frames + Zstd("x");  // more output than declared
   c.compressed_size = longer.size();
-  absl::Status s = DecodeChunk(LayerFormat::kZstdChunked, c, longer, absl::MakeSpan(out));
+  absl::Status s = DecodeChunk(LayerFormat::kZstdChunked, kKey, c, longer, absl::MakeSpan(out));
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   std::string shorter = Zstd(data.substr(0, 4999));
   c.compressed_size = shorter.size();
   std::string out2(data.size(), '\0');
-  s = DecodeChunk(LayerFormat::kZstdChunked, c, shorter, absl::MakeSpan(out2));
+  s = DecodeChunk(LayerFormat::kZstdChunked, kKey, c, shorter, absl::MakeSpan(out2));
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
 
   Chunk z;
   z.zeros = true;
   z.size = 4096;
-  z.digest = Sha256::Of(std::string(4096, '\0'));
+  z.digest = ChunkDigest::Of(kKey, Sha256::Of(std::string(4096, '\0')));
   z.has_digest = true;
   std::string zout(4096, 'x');
-  MemoryBlobSource nothing("");
-  ASSERT_TRUE(ReadChunk(nothing, LayerFormat::kZstdChunked, z, absl::MakeSpan(zout)).ok());
+  ASSERT_TRUE(DecodeChunk(LayerFormat::kZstdChunked, kKey, z, {}, absl::MakeSpan(zout)).ok());
   EXPECT_EQ(zout, std::string(4096, '\0'));
 }
 

@@ -80,7 +80,8 @@ TEST(ParseToc, EstargzTreeWithChunksLinksAndLandmark) {
   EXPECT_EQ(chunks[2].compressed_size, kToc - 405u);  // last data: up to the TOC
   EXPECT_EQ(chunks[2].file_offset, 8192u);
   EXPECT_EQ(chunks[2].size, 12000u - 8192u);
-  EXPECT_EQ(chunks[1].digest.ToString(), kD2);
+  EXPECT_EQ(chunks[1].digest, ChunkDigest::Of(idx->digest_key(), *Sha256::Parse(kD2)));
+  EXPECT_NE(chunks[1].digest, ChunkDigest::Of(DigestKey(), *Sha256::Parse(kD2)));  // keyed
   EXPECT_TRUE(chunks[1].has_digest);
   EXPECT_EQ(chunks[0].entry, file);
   EXPECT_EQ(idx->ChunkAt(file, 5000), idx->entry(file).chunks_begin + 1);
@@ -133,7 +134,7 @@ TEST(ParseToc, ZstdChunkedDialect) {
   ASSERT_EQ(ac.size(), 1u);
   EXPECT_EQ(ac[0].compressed_size, 50u);  // endOffset - offset
   EXPECT_TRUE(ac[0].has_digest);          // the file digest stands in for a single chunk
-  EXPECT_EQ(ac[0].digest.ToString(), kD1);
+  EXPECT_EQ(ac[0].digest, ChunkDigest::Of(idx->digest_key(), *Sha256::Parse(kD1)));
 
   auto bc = idx->ChunksOf(idx->LookupPath("big"));
   ASSERT_EQ(bc.size(), 3u);
@@ -325,7 +326,7 @@ TEST(ParseToc, FileDigestStandsInOnlyForASingleChunk) {
   auto one = idx->ChunksOf(idx->LookupPath("one"));
   ASSERT_EQ(one.size(), 1u);
   EXPECT_TRUE(one[0].has_digest);
-  EXPECT_EQ(one[0].digest.ToString(), kD1);
+  EXPECT_EQ(one[0].digest, ChunkDigest::Of(idx->digest_key(), *Sha256::Parse(kD1)));
   auto two = idx->ChunksOf(idx->LookupPath("two"));
   ASSERT_EQ(two.size(), 2u);
   EXPECT_FALSE(two[0].has_digest);  // the file's digest is not the first chunk's

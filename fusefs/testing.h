@@ -166,7 +166,7 @@ struct MountedLayer {
     ASSIGN_OR_RETURN(std::unique_ptr<LayerCache> cache,
                      LayerCache::Open(cache_dir, m->layer->toc_digest, m->layer->index.chunks(),
                                       m->source,
-                                      std::make_shared<FormatChunkDecoder>(m->layer->index.format()),
+                                      std::make_shared<FormatChunkDecoder>(m->layer->index),
                                       cache_options));
     m->cache = std::move(cache);
     ASSIGN_OR_RETURN(m->fs, LayerFs::Mount(m->layer, m->cache, m->mnt, fs_options));

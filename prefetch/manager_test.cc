@@ -35,7 +35,7 @@ class ManagerTest : public ::testing::Test {
     counting_ = std::make_shared<CountingBlobSource>(mem_.get());
     auto c = LayerCache::Open(dirs_.back()->path(), layer_->toc_digest, layer_->index.chunks(),
                               counting_,
-                              std::make_shared<FormatChunkDecoder>(layer_->index.format()));
+                              std::make_shared<FormatChunkDecoder>(layer_->index));
     EXPECT_TRUE(c.ok()) << c.status();
     return std::shared_ptr<LayerCache>(*std::move(c));
   }
