@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,6 +45,8 @@ struct MountFlags {
   RegistryFlags registry;
   int threads = 16;
   bool debug_fuse = false;
+  bool quiet = false;
+  bool json = false;
 };
 
 struct Opened {
@@ -164,7 +167,7 @@ int RunMount(const MountFlags& f) {
   options.debug = f.debug_fuse;
   auto fs = LayerFs::Mount(shared_layer, *cache, mountpoint, options);
   if (!fs.ok()) return ReportError(fs.status());
-  std::fprintf(stderr, "lazysnap: mounted %s at %s (%zu entries, %llu file bytes, %llu of %llu "
+  if (!f.quiet) std::fprintf(stderr, "lazysnap: mounted %s at %s (%zu entries, %llu file bytes, %llu of %llu "
                        "chunks cached)\n",
                key.ToString().c_str(), (*fs)->mountpoint().c_str(), shared_layer->index.size(),
                static_cast<unsigned long long>(shared_layer->index.total_file_bytes()),
@@ -176,7 +179,16 @@ int RunMount(const MountFlags& f) {
   LayerCacheStats s = (*cache)->stats();
   LayerFsStats fss = (*fs)->stats();
   const uint64_t blob_size = o.source->Size();
-  std::printf("fetched %llu bytes in %llu requests (%.1f%% of the %llu-byte layer; TOC %llu "
+  if (f.json) {
+    nlohmann::ordered_json j = {
+        {"digest", key.ToString()},         {"blobSize", blob_size},
+        {"tocBytes", toc_bytes},            {"bytesFetched", s.bytes_fetched},
+        {"requests", s.requests},           {"chunksFetched", s.chunks_fetched},
+        {"presentChunks", s.present_chunks}, {"totalChunks", s.total_chunks},
+        {"reads", fss.reads},               {"readErrors", fss.read_errors},
+        {"verificationFailures", s.verification_failures}};
+    std::printf("%s\n", j.dump().c_str());
+  } else if (!f.quiet) std::printf("fetched %llu bytes in %llu requests (%.1f%% of the %llu-byte layer; TOC %llu "
               "bytes); %llu chunks fetched, %llu of %llu present; %llu reads, %llu read errors, "
               "%llu verification failures\n",
               static_cast<unsigned long long>(s.bytes_fetched),
@@ -222,6 +234,11 @@ void AddMountCommand(CLI::App& app, CommandBody* run) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_flag("--debug-fuse", flags->debug_fuse, "trace every FUSE request to stderr");
+  cmd->add_flag("-q,--quiet", flags->quiet, "print nothing but errors");
+  cmd->add_flag("--json", flags->json,
+                "print the figures at the end as JSON on stdout (digest, blobSize, tocBytes, "
+                "bytesFetched, requests, chunksFetched, presentChunks, totalChunks, reads, "
+                "readErrors, verificationFailures)");
   cmd->callback([flags, run] { *run = [flags] { return RunMount(*flags); }; });
 }
 
