@@ -51,19 +51,27 @@ absl::StatusOr<std::unique_ptr<LayerCache>> LayerCache::Open(std::string dir,
   return cache;
 }
 
+uint64_t LayerCache::data_offset(uint32_t chunk) const {
+  uint64_t off = data_base_[chunk / kDataBaseStride];
+  for (uint32_t i = chunk - chunk % kDataBaseStride; i < chunk; i++) off += chunks_[i].size;
+  return off;
+}
+
 absl::Status LayerCache::Init(const Sha256& layer_id) {
-  data_offset_.resize(chunks_.size() + 1);
+  data_base_.reserve(chunks_.size() / kDataBaseStride + 1);
+  uint64_t data_end = 0;
   for (size_t i = 0; i < chunks_.size(); i++) {
     const Chunk& c = chunks_[i];
+    if (i % kDataBaseStride == 0) data_base_.push_back(data_end);
     bool continues = i > 0 && chunks_[i - 1].entry == c.entry;
     uint64_t want = continues ? chunks_[i - 1].file_offset + chunks_[i - 1].size : 0;
     if (c.file_offset != want) {
       return absl::InvalidArgumentError(StrCat("chunk ", i, " of entry ", c.entry, " starts at ",
                                                c.file_offset, ", expected ", want));
     }
-    data_offset_[i + 1] = data_offset_[i] + c.size;
+    data_end += c.size;
   }
-  total_bytes_ = data_offset_.back();
+  total_bytes_ = data_end;
   for (uint32_t i = 0; i < chunks_.size(); i++) {
     if (!Trivial(i)) blob_order_.push_back(i);
   }
@@ -315,7 +323,7 @@ absl::Status LayerCache::FetchGroup(const Group& g, std::vector<uint32_t>* writt
       if (first_error.ok()) first_error = d;
       continue;
     }
-    absl::Status w = PwriteFull(data_fd_.get(), data_offset_[c], out, data_path_);
+    absl::Status w = PwriteFull(data_fd_.get(), data_offset(c), out, data_path_);
     if (!w.ok()) {
       LZ_LOG(kError, "cache: writing chunk ", c, " to ", data_path_, ": ", w.ToString());
       if (first_error.ok()) first_error = w;
@@ -424,7 +432,7 @@ absl::StatusOr<DataRange> LayerCache::FileRange(const Entry& file, uint64_t offs
   r.fd = data_fd_.get();
   if (offset >= file.size || length == 0) return r;
   r.length = std::min(length, file.size - offset);
-  r.offset = data_offset_[file.chunks_begin] + offset;
+  r.offset = data_offset(file.chunks_begin) + offset;
   auto [first, end] = ChunkSpan(file, offset, r.length);
   if (priority == FetchPriority::kOnDemand) {
     if (AccessLog* log = access_log_.load(std::memory_order_acquire)) log->Record(first, end);

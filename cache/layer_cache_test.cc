@@ -52,6 +52,23 @@ class LayerCacheTest : public ::testing::Test {
   std::shared_ptr<RecordingBlobSource> source_;
 };
 
+// Data offsets are the chunks' prefix sums (kept as every 16th plus the sizes in between), and
+// a file read through them across many chunks is exact.
+TEST_F(LayerCacheTest, DataOffsetsArePrefixSumsAcrossManyChunks) {
+  Use(MakeTestLayer({1000, 37 * 100 + 1, 0, 5, 3 * 100}, 100));
+  auto cache = MustOpen();
+  uint64_t sum = 0;
+  for (uint32_t i = 0; i < layer_.chunks.size(); i++) {
+    EXPECT_EQ(cache->data_offset(i), sum) << i;
+    sum += layer_.chunks[i].size;
+  }
+  ASSERT_GT(layer_.chunks.size(), 40u);
+  std::string buf(layer_.contents[1].size(), '\0');
+  auto got = cache->ReadFile(layer_.files[1], 0, absl::MakeSpan(buf));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(buf, layer_.contents[1]);
+}
+
 TEST_F(LayerCacheTest, ReadsFilesAndPersistsAcrossReopen) {
   Use(MakeTestLayer({10000, 0, 1, 65536, 4096}, 4096));
   {
