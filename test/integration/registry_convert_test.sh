@@ -11,12 +11,14 @@
 #  4. converts dst:latest (already eStargz) to another repository: layers kept and
 #     cross-repository mounted, not uploaded; registry -> oci: layout and back; a registry
 #     name mapped to the loopback registry by --hosts-dir (hosts.toml); a registry with basic
-#     auth, refused without and written with a --docker-config;
+#     auth, refused without credentials and with a wrong password, written with credentials
+#     from $DOCKER_CONFIG (the default) and from --docker-config;
 #  4b. an index made of the python and python-special images (as linux/amd64 and linux/arm64):
 #     --all-platforms converts both (the shared layer once), --platform picks one;
 #  5. bad input fails with a clear message and exit status 1: unknown repository, a closed
-#     port, a non-image manifest (an artifact), a missing platform; 2 for a malformed
-#     reference. None of them tags anything.
+#     port, a non-image manifest (an artifact), a digest naming a blob, an image whose layer
+#     is garbage, a missing platform, a wrong password (4a); 2 for a malformed reference. None
+#     of them tags anything, and an existing DST tag stays where it was.
 # $LAZYSNAP: the lazysnap binary (default ${LAZYSNAP_BUILD_DIR:-build}/cmd/lazysnap).
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -140,8 +142,24 @@ YML
     "$R/dst:latest" "$A/auth:v1" 2>"$T/err" || rc=$?
   [ "$rc" = 1 ] && grep -Eqi "401|unauthori|denied|credential" "$T/err" ||
     fail "no credentials: exit $rc, $(cat "$T/err")"
-  "$LAZYSNAP" image convert -q --json --docker-config "$T/docker-config.json" \
-    "$R/dst:latest" "$A/auth:v1" >"$T/auth.json" || fail "conversion with credentials failed"
+  printf '{"auths":{"%s":{"auth":"%s"}}}' "$A" "$(printf tester:wrong | base64 -w0)" \
+    >"$T/wrong-config.json"
+  rc=0
+  "$LAZYSNAP" image convert -q --timeout 10 --docker-config "$T/wrong-config.json" \
+    "$R/dst:latest" "$A/auth:v1" 2>"$T/err" || rc=$?
+  [ "$rc" = 1 ] && grep -Eqi "401|unauthori|denied|credential" "$T/err" ||
+    fail "wrong password: exit $rc, $(cat "$T/err")"
+  ! grep -q s3cret "$T/err" || fail "the error message shows a password"
+  ! skopeo inspect --tls-verify=false --creds tester:s3cret --raw "docker://$A/auth:v1" \
+    >/dev/null 2>&1 || fail "refused conversions tagged auth:v1"
+  ls_log "as expected (wrong password): $(head -1 "$T/err")"
+  # Credentials from $DOCKER_CONFIG by default (no --docker-config).
+  mkdir -p "$T/dockercfg"
+  cp "$T/docker-config.json" "$T/dockercfg/config.json"
+  DOCKER_CONFIG=$T/dockercfg "$LAZYSNAP" image convert -q --json \
+    "$R/dst:latest" "$A/auth:v1" >"$T/auth.json" || fail "conversion with \$DOCKER_CONFIG failed"
+  "$LAZYSNAP" image convert -q --docker-config "$T/docker-config.json" "$R/dst:latest" \
+    "$A/auth:v2" || fail "conversion with --docker-config failed"
   skopeo inspect --tls-verify=false --creds tester:s3cret --raw "docker://$A/auth:v1" |
     jq -e '.layers | all(.annotations["containerd.io/snapshot/stargz/toc.digest"])' >/dev/null ||
     fail "the image pushed with credentials is missing or not eStargz"
@@ -218,6 +236,21 @@ curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
   --data-binary "@$T/art.json" "http://$R/v2/art/manifests/v1" >/dev/null
 expect_error 1 "not a container image" "$R/art:v1" "$R/x:latest"
 expect_error 2 "reference" "$R/UPPER:latest" "$R/x:latest"
+# A digest reference naming a blob, not a manifest (docker-registry answers 500 to that).
+expect_error 1 "not ?found|unknown|HTTP 500" "$R/art@$blob" "$R/x:latest"
+# An image whose layer is not a layer (gzip media type, garbage bytes): the config and the
+# manifests may be written, but the existing DST tag must still point at the old image.
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+  "$(sha256sum <"$T/blob" | cut -d' ' -f1)" >"$T/imgcfg"
+imgcfg=$(push_blob "$T/imgcfg")
+cat >"$T/bad-image.json" <<JSON
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"$imgcfg","size":$(stat -c %s "$T/imgcfg")},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"$blob","size":$(stat -c %s "$T/blob")}]}
+JSON
+curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+  --data-binary "@$T/bad-image.json" "http://$R/v2/art/manifests/badlayer" >/dev/null
+expect_error 1 "layer sha256:|tar|invalid|corrupt" "$R/art:badlayer" "$R/dst:latest"
+[ "$(skopeo inspect --tls-verify=false --raw "docker://$R/dst:latest" | sha256sum | cut -d' ' -f1)" = \
+  "$(jq -r .digest "$T/first.json" | cut -d: -f2)" ] || fail "a failed conversion moved dst:latest"
 if [ -n "${expect_platform_error:-}" ]; then
   expect_error 1 "platform linux/s390x" --platform linux/s390x "$R/src:multi" "$R/x:latest"
 fi
