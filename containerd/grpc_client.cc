@@ -1,5 +1,7 @@
 #include "containerd/grpc_client.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <random>
 
@@ -60,6 +62,11 @@ GrpcContainerd::~GrpcContainerd() = default;
 
 absl::StatusOr<std::unique_ptr<GrpcContainerd>> GrpcContainerd::Connect(
     const GrpcOptions& options) {
+  struct stat st;
+  if (::stat(options.address.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    return absl::UnavailableError(
+        StrCat("cannot connect to containerd at ", options.address, " (no socket there)"));
+  }
   auto stubs = std::make_unique<Stubs>();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
@@ -121,6 +128,9 @@ absl::Status GrpcContainerd::WriteContent(const std::string& ref, const Sha256& 
   auto exchange = [&](const cdcontent::WriteContentRequest& req) -> absl::Status {
     if (stream->Write(req) && stream->Read(&resp)) return absl::OkStatus();
     stream->WritesDone();
+    cdcontent::WriteContentResponse ignored;
+    while (stream->Read(&ignored)) {
+    }
     grpc::Status s = stream->Finish();
     if (s.ok()) return absl::UnavailableError(StrCat(what, ": stream closed"));
     return FromGrpc(s, what);
@@ -158,7 +168,11 @@ absl::Status GrpcContainerd::WriteContent(const std::string& ref, const Sha256& 
   if (resp.digest() != digest.ToString()) {
     return absl::DataLossError(StrCat(what, ": containerd committed ", resp.digest()));
   }
+  // containerd ends the stream after the commit; Finish waits for that end to be read.
   stream->WritesDone();
+  cdcontent::WriteContentResponse ignored;
+  while (stream->Read(&ignored)) {
+  }
   return FromGrpc(stream->Finish(), what);
 }
 

@@ -22,13 +22,13 @@ struct GrpcOptions {
   std::string ns = "default";
   absl::Duration call_timeout = absl::Minutes(2);    // each unary call
   absl::Duration apply_timeout = absl::Minutes(30);  // Apply and content uploads
-  size_t write_chunk = size_t{1} << 20;             // bytes per content Write message
+  size_t write_chunk = size_t{4} << 20;             // bytes per content Write message
 };
 
 class GrpcContainerd : public ContainerdApi {
  public:
-  // Connects (waits up to call_timeout for the socket) and checks that containerd answers.
-  // Unavailable with the address in the message when it does not.
+  // Connects (waits up to 10 s for the socket to accept). Unavailable, naming the address,
+  // when there is no socket or nothing answers on it.
   static absl::StatusOr<std::unique_ptr<GrpcContainerd>> Connect(const GrpcOptions& options);
   ~GrpcContainerd() override;
 

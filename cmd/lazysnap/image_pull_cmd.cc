@@ -40,10 +40,9 @@ class RegistrySource : public containerd::ImageSource {
       : client_(client), ref_(std::move(ref)) {}
 
   absl::Status Top(Descriptor* desc, std::string* bytes) override {
-    auto m = client_->FetchManifest(ref_);
-    if (!m.ok()) return absl::Status(m.status().code(), StrCat(ref_.String(), ": ", m.status().message()));
-    *desc = m->descriptor;
-    *bytes = std::move(m->bytes);
+    ASSIGN_OR_RETURN(auto m, client_->FetchManifest(ref_));  // the message names ref_
+    *desc = m.descriptor;
+    *bytes = std::move(m.bytes);
     return absl::OkStatus();
   }
   absl::StatusOr<std::string> FetchManifest(const Descriptor& d) override {
