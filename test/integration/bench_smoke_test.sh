@@ -42,4 +42,4 @@ done
 awk -v p="$(fig overlayfs present_s)" 'BEGIN { exit !(p > 0) }' || fail "no floor measured"
 [ "$(fig lazysnap snapshotter_peak_kb)" -gt 0 ] || fail "no lazysnapd peak memory"
 grep -q '| python | lazysnap |' "$OUT/report.md" || fail "report.md has no lazysnap row"
-ls_log "ok: overlayfs $(fig overlayfs total_s) s / $ov_bytes B; lazysnap $(fig lazysnap total_s) s / $lz_bytes B"
+ls_log "$(printf "ok: overlayfs %.2f s, %s B; lazysnap %.2f s, %s B" "$(fig overlayfs total_s)" "$ov_bytes" "$(fig lazysnap total_s)" "$lz_bytes")"
