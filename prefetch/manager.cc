@@ -137,8 +137,9 @@ void PrefetchManager::LayerMounted(const MountedLayerInfo& info) {
         image->first = absl::InfinitePast();
         LZ_LOG(kInfo, "prefetch: recording the access trace of ", info.image->ToString());
       }
-      auto log = std::make_shared<AccessLog>(static_cast<uint32_t>(chunks.size()),
-                                             config_.max_recorded_chunks,
+      // Each chunk is recorded once at most: no need for more slots than chunks.
+      const uint32_t count = static_cast<uint32_t>(chunks.size());
+      auto log = std::make_shared<AccessLog>(count, std::min(count, config_.max_recorded_chunks),
                                              absl::InfiniteDuration());
       info.cache->SetAccessLog(log);
       image->layers.push_back({info.digest, info.layer->toc_digest, log});
