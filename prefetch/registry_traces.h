@@ -118,7 +118,7 @@ class RegistryTraceSource : public TraceSource {
 
   // Starts a lookup of `manifest` in the repository of `image_ref` (no-op when stored, looked
   // up recently, or the reference does not parse). Never blocks on the network.
-  void Hint(const std::string& image_ref, const Sha256& manifest);
+  void Hint(const std::string& image_ref, const Sha256& manifest) override;
   absl::StatusOr<Trace> Fetch(const std::string& image_ref, const Sha256& manifest) override;
 
   RegistryTraceLookup& lookup() { return lookup_; }
