@@ -29,7 +29,7 @@ absl::Status EnterPrivateMountNamespace();
 struct WorkloadOptions {
   std::vector<std::string> argv;  // argv[0] looked up in the PATH of `env` unless it has a '/'
   std::vector<std::string> env;   // KEY=VALUE, the whole environment
-  std::string workdir = "/";      // inside the root
+  std::string workdir;            // inside the root; "" = "/"
   absl::Duration timeout = absl::InfiniteDuration();  // then the workload is killed
   std::string wait_for;  // when its output contains this, recording stops and it is killed
   int output_fd = 2;     // where its stdout and stderr are copied; -1: dropped

@@ -83,6 +83,7 @@ void AddConvertFlags(CLI::App& cmd, ConvertFlags* f, bool optimize) {
                           : "a file to put first (repeatable; in order); e.g. what the "
                             "entrypoint reads")
       ->expected(1)
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd.add_option("--prioritize-list", f->prioritize_list,
                  "a file listing paths to put first, one per line ('#' starts a comment)")
@@ -96,6 +97,7 @@ void AddConvertFlags(CLI::App& cmd, ConvertFlags* f, bool optimize) {
                                     "os/arch[/variant] to convert (repeatable; default "
                                     "linux/amd64)")
                          ->expected(1)
+                         ->allow_extra_args(false)
                          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     cmd.add_flag("--all-platforms", f->all_platforms, "convert every platform of an index")
         ->excludes(platform);
@@ -199,6 +201,17 @@ int ConvertAndReport(const ConvertFlags& f, OpenedImages& images,
   if (!f.quiet) {
     for (const auto& p : result->missed_prioritized_files) {
       std::fprintf(stderr, "lazysnap: warning: prioritized file %s is in no layer\n", p.c_str());
+    }
+    if (!options.layer.prioritized_files.empty()) {
+      for (const auto& m : result->manifests) {
+        for (const auto& l : m.layers) {
+          if (l.converted) continue;
+          std::fprintf(stderr,
+                       "lazysnap: warning: layer %s is already seekable and was kept as it is: "
+                       "its files are not reordered (convert the original image instead)\n",
+                       l.source_digest.ToString().c_str());
+        }
+      }
     }
   }
   if (f.json) {

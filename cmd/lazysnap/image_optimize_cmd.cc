@@ -149,6 +149,7 @@ void AddImageOptimizeCommand(CLI::App& image, CommandBody* run) {
   cmd->add_option("--env", flags->env, "KEY=VALUE for the workload (repeatable; adds to or "
                                        "replaces the image's Env)")
       ->expected(1)
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--workdir", flags->workdir,
                   "working directory of the workload (default: the image's WorkingDir, else /)");

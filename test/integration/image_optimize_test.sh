@@ -14,7 +14,8 @@
 #     landmark prefetch on, the optimized image must need fewer requests, and without it, no
 #     more;
 #  3. bad input: a workload that is not in the image (nothing converted, DST not tagged), a
-#     workload killed at --timeout (what it opened still counts), --wait-for.
+#     workload killed at --timeout (what it opened still counts), --wait-for with --env, an
+#     already seekable source (its layers are kept: a warning says they are not reordered).
 # LAZYSNAP_BUILD_DIR: the build directory (default build/). Needs root.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -156,11 +157,14 @@ mkdir "$T/tmp"
 grep -q "killed at --timeout" "$T/err" || fail "no timeout reported: $(cat "$T/err")"
 grep -q 'json/__pycache__/__init__' "$T/timeout.txt" || fail "json not recorded before the kill"
 start=$EPOCHREALTIME
-"$LAZYSNAP" image optimize --print-files --wait-for up --timeout 120 --plain-http \
-  "$R/python:src" "$R/python:waitfor" \
-  -- python3 -c 'print("up", flush=True); import time; time.sleep(60); import json' \
+"$LAZYSNAP" image optimize --print-files --wait-for "up 42" --env LZ_X=42 --timeout 120 \
+  --plain-http "$R/python:src" "$R/python:waitfor" \
+  -- python3 -c 'import os; print("up", os.environ["LZ_X"], flush=True); import time; time.sleep(60); import json' \
   >"$T/waitfor.txt" 2>"$T/err" || fail "--wait-for run failed: $(cat "$T/err")"
 grep -q "stopped at --wait-for" "$T/err" || fail "--wait-for not reported: $(cat "$T/err")"
 ! grep -q 'json/' "$T/waitfor.txt" || fail "recorded after --wait-for"
-ls_log "ok: bad workload refused; --timeout and --wait-for stop the recording"
+"$LAZYSNAP" image optimize --plain-http "$R/python:plain" "$R/python:reopt" -- python3 -c pass \
+  >/dev/null 2>"$T/err" || fail "optimize of an eStargz image: $(cat "$T/err")"
+grep -q "already seekable and was kept" "$T/err" || fail "no warning for kept layers: $(cat "$T/err")"
+ls_log "ok: bad workload refused; --timeout, --wait-for and --env; kept layers warned about"
 [ -z "$(ls -A "$T/tmp")" ] || fail "left in --temp-dir: $(ls -A "$T/tmp")"
