@@ -50,11 +50,18 @@ std::string LayerIndex::Path(EntryId id) const {
 
 EntryId LayerIndex::Lookup(EntryId dir, std::string_view n) const {
   if (dir >= entries_.size()) return kNoEntry;
-  auto kids = ChildrenOf(dir);
-  auto it = std::lower_bound(kids.begin(), kids.end(), n,
-                             [this](EntryId a, std::string_view b) { return name(a) < b; });
-  if (it == kids.end() || name(*it) != n) return kNoEntry;
-  return *it;
+  const IdRange kids = ChildrenOf(dir);
+  EntryId lo = kids.first, hi = kids.last;  // first child whose name is >= n, by bisection
+  while (lo < hi) {
+    const EntryId mid = lo + (hi - lo) / 2;
+    if (name(mid) < n) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (lo == kids.last || name(lo) != n) return kNoEntry;
+  return lo;
 }
 
 EntryId LayerIndex::LookupPath(std::string_view path) const {

@@ -5,7 +5,7 @@
 // interned once per layer. Ids are assigned breadth-first, so the children of a directory are
 // consecutive ids, sorted by name (binary-search lookup, no child array). Entry ids are dense
 // (0 is the root directory) and stable for a given TOC, so fusefs/ uses them as inode numbers
-// (id + 1). docs/index.md describes the layout and its memory figures.
+// (id + 1). format/index.md describes the layout and its memory figures.
 //
 // A LayerIndex is immutable once built (by ParseToc / the layer readers; see toc.h) and is
 // safe to share between threads without locks.
@@ -17,7 +17,6 @@
 #include <array>
 #include <cstdint>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,7 +36,7 @@ struct StrRef {
   uint32_t size = 0;
 };
 
-// One file-system object, 48 bytes (docs/index.md has the layout and the reasoning).
+// One file-system object, 48 bytes (format/index.md has the layout and the reasoning).
 // `mode` carries the S_IFMT type bits (S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO)
 // and the permission bits including setuid/setgid/sticky.
 //
@@ -88,7 +87,7 @@ struct DigestKey {
 
 // What a Chunk keeps of its chunkDigest: the first 16 bytes of SHA-256(key || digest) under
 // the index's DigestKey. Data is accepted if the fingerprint of its SHA-256 matches; finding
-// other data that matches needs a SHA-256 collision or the key (docs/index.md). Value type.
+// other data that matches needs a SHA-256 collision or the key (format/index.md). Value type.
 struct ChunkDigest {
   std::array<uint8_t, 16> bytes{};
 
@@ -120,6 +119,22 @@ static_assert(sizeof(Chunk) == 48);
 struct Xattr {
   StrRef name;
   StrRef value;  // raw bytes (base64-decoded from the TOC)
+};
+
+// A run of consecutive entry ids [first, last) (a directory's children). Value type.
+struct IdRange {
+  struct iterator {
+    EntryId id;
+    EntryId operator*() const { return id; }
+    iterator& operator++() { ++id; return *this; }
+    bool operator==(const iterator&) const = default;
+  };
+  EntryId first = 0, last = 0;
+  iterator begin() const { return {first}; }
+  iterator end() const { return {last}; }
+  size_t size() const { return last - first; }
+  bool empty() const { return first == last; }
+  EntryId operator[](size_t i) const { return first + static_cast<EntryId>(i); }
 };
 
 // The owner and xattrs of entries; a layer has few distinct ones, each stored once.
@@ -172,11 +187,10 @@ class LayerIndex {
   // The entry at slash-separated `path` relative to the root, or kNoEntry.
   EntryId LookupPath(std::string_view path) const;
   // The children of `dir` (empty if it is not a directory), sorted by name.
-  std::ranges::iota_view<EntryId, EntryId> ChildrenOf(EntryId dir) const {
+  IdRange ChildrenOf(EntryId dir) const {
     const Entry& e = entries_[dir];
-    if (!S_ISDIR(e.mode)) return std::ranges::iota_view<EntryId, EntryId>(0, 0);
-    return std::ranges::iota_view<EntryId, EntryId>(e.children_begin,
-                                                    e.children_begin + e.children_count);
+    if (!S_ISDIR(e.mode)) return IdRange();
+    return IdRange{e.children_begin, e.children_begin + e.children_count};
   }
   // The chunks of `file` (empty if it is not a regular file).
   absl::Span<const Chunk> ChunksOf(EntryId file) const {

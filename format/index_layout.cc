@@ -85,7 +85,7 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
   LayerIndex index;
   index.format_ = format;
   index.toc_offset_ = toc_offset;
-  // The fingerprint key (docs/index.md): unpredictable to whoever serves the blob.
+  // The fingerprint key (format/index.md): unpredictable to whoever serves the blob.
   auto& secret = index.digest_key_.bytes;
   for (size_t got = 0; got < secret.size();) {
     const ssize_t r = getrandom(secret.data() + got, secret.size() - got, 0);

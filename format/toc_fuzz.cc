@@ -1,6 +1,8 @@
 // libFuzzer target: ParseToc on arbitrary bytes, both dialects. The first byte picks the
 // dialect; the rest is the TOC JSON. Any input must give an index or an error, never a
 // crash, and a returned index must be internally consistent.
+#include <sys/stat.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -30,7 +32,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       pos += c.size;
       if (!c.zeros && c.compressed_offset + c.compressed_size > (1u << 20)) abort();
     }
-    if (e.chunks_count > 0 && pos != e.size) abort();
+    if (S_ISREG(e.mode) && e.chunks_count > 0 && pos != e.size) abort();
+    if (!S_ISREG(e.mode) && !index->ChunksOf(id).empty()) abort();
+    for (EntryId c : index->ChildrenOf(id)) {
+      if (c >= index->size() || index->entry(c).parent != id) abort();
+    }
+    if (index->name(id).size() > 255) abort();
+    if (S_ISLNK(e.mode) && index->link(id).size() != e.size) abort();
   }
   return 0;
 }

@@ -343,7 +343,7 @@ TEST(ParseToc, NoPrefetchLandmark) {
   EXPECT_NE(idx->LookupPath(".no.prefetch.landmark"), kNoEntry);  // still a real file
 }
 
-// The compact layout (docs/index.md): what one type keeps in the shared union is invisible to
+// The compact layout (format/index.md): what one type keeps in the shared union is invisible to
 // the others, owners and xattr sets are interned, names end where the next one begins.
 TEST(ParseToc, CompactLayoutKeepsEveryTypesFields) {
   auto idx = Parse(StrCat(
