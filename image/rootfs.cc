@@ -272,7 +272,9 @@ class RootfsBuilder::Layer {
     struct stat st;
     if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
       RETURN_IF_ERROR(Replace(dir, name, path));
-      if (::mkdirat(dir, name.c_str(), 0700) != 0) return ErrnoToStatus(errno, StrCat("mkdir ", path));
+      if (::mkdirat(dir, name.c_str(), 0700) != 0) {
+        return ErrnoToStatus(errno, StrCat("mkdir ", path));
+      }
     }
     Fd d(::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!d.ok()) return ErrnoToStatus(errno, StrCat("open ", path));

@@ -167,12 +167,14 @@ int RunMount(const MountFlags& f) {
   options.debug = f.debug_fuse;
   auto fs = LayerFs::Mount(shared_layer, *cache, mountpoint, options);
   if (!fs.ok()) return ReportError(fs.status());
-  if (!f.quiet) std::fprintf(stderr, "lazysnap: mounted %s at %s (%zu entries, %llu file bytes, %llu of %llu "
-                       "chunks cached)\n",
-               key.ToString().c_str(), (*fs)->mountpoint().c_str(), shared_layer->index.size(),
-               static_cast<unsigned long long>(shared_layer->index.total_file_bytes()),
-               static_cast<unsigned long long>(before.present_chunks),
-               static_cast<unsigned long long>(before.total_chunks));
+  if (!f.quiet) {
+    std::fprintf(stderr, "lazysnap: mounted %s at %s (%zu entries, %llu file bytes, %llu of %llu "
+                         "chunks cached)\n",
+                 key.ToString().c_str(), (*fs)->mountpoint().c_str(), shared_layer->index.size(),
+                 static_cast<unsigned long long>(shared_layer->index.total_file_bytes()),
+                 static_cast<unsigned long long>(before.present_chunks),
+                 static_cast<unsigned long long>(before.total_chunks));
+  }
   int sig = WaitForEnd(**fs);
   absl::Status unmounted = (*fs)->Unmount();
   absl::Status flushed = (*cache)->Flush();
@@ -188,20 +190,22 @@ int RunMount(const MountFlags& f) {
         {"reads", fss.reads},               {"readErrors", fss.read_errors},
         {"verificationFailures", s.verification_failures}};
     std::printf("%s\n", j.dump().c_str());
-  } else if (!f.quiet) std::printf("fetched %llu bytes in %llu requests (%.1f%% of the %llu-byte layer; TOC %llu "
-              "bytes); %llu chunks fetched, %llu of %llu present; %llu reads, %llu read errors, "
-              "%llu verification failures\n",
-              static_cast<unsigned long long>(s.bytes_fetched),
-              static_cast<unsigned long long>(s.requests),
-              blob_size ? 100.0 * static_cast<double>(s.bytes_fetched) / blob_size : 0.0,
-              static_cast<unsigned long long>(blob_size),
-              static_cast<unsigned long long>(toc_bytes),
-              static_cast<unsigned long long>(s.chunks_fetched),
-              static_cast<unsigned long long>(s.present_chunks),
-              static_cast<unsigned long long>(s.total_chunks),
-              static_cast<unsigned long long>(fss.reads),
-              static_cast<unsigned long long>(fss.read_errors),
-              static_cast<unsigned long long>(s.verification_failures));
+  } else if (!f.quiet) {
+    std::printf("fetched %llu bytes in %llu requests (%.1f%% of the %llu-byte layer; TOC %llu "
+                "bytes); %llu chunks fetched, %llu of %llu present; %llu reads, %llu read errors, "
+                "%llu verification failures\n",
+                static_cast<unsigned long long>(s.bytes_fetched),
+                static_cast<unsigned long long>(s.requests),
+                blob_size ? 100.0 * static_cast<double>(s.bytes_fetched) / blob_size : 0.0,
+                static_cast<unsigned long long>(blob_size),
+                static_cast<unsigned long long>(toc_bytes),
+                static_cast<unsigned long long>(s.chunks_fetched),
+                static_cast<unsigned long long>(s.present_chunks),
+                static_cast<unsigned long long>(s.total_chunks),
+                static_cast<unsigned long long>(fss.reads),
+                static_cast<unsigned long long>(fss.read_errors),
+                static_cast<unsigned long long>(s.verification_failures));
+  }
   std::fflush(stdout);
   if (!unmounted.ok()) return ReportError(unmounted);
   if (!flushed.ok()) return ReportError(flushed);

@@ -28,7 +28,8 @@ struct RegistryFlags {
 // Registers --plain-http, --hosts-dir, --docker-config and --timeout on `cmd`, writing `*f`
 // (which must outlive the parse). `timeout_name` renames --timeout (e.g. "--registry-timeout"
 // where --timeout means something else).
-void AddRegistryFlags(CLI::App& cmd, RegistryFlags* f, const std::string& timeout_name = "--timeout");
+void AddRegistryFlags(CLI::App& cmd, RegistryFlags* f,
+                      const std::string& timeout_name = "--timeout");
 
 // The Docker config path used when --docker-config is not given ("" if neither $DOCKER_CONFIG
 // nor $HOME is set).
