@@ -27,6 +27,14 @@ int Main(int argc, char** argv) {
                "lazysnapd", "lazysnap");
   app.set_version_flag("--version", StrCat("lazysnap ", LAZYSNAP_VERSION));
   app.require_subcommand(1);
+  app.footer(
+      "\nExamples:\n"
+      "  lazysnap image convert --plain-http 127.0.0.1:5000/app:v1 127.0.0.1:5000/app:v1-esgz\n"
+      "  lazysnap image optimize registry.example/app:v1 registry.example/app:v1-opt -- /start\n"
+      "  lazysnap image pull registry.example/app:v1-esgz\n"
+      "  lazysnap COMMAND --help\n"
+      "Exit status (every command): 0 done, 1 failed, 2 bad arguments. Results on stdout (-q: "
+      "none,\n--json: one JSON document), progress, warnings and errors on stderr. docs/cli.md.");
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "debug, info, warn or error")
       ->capture_default_str();
@@ -34,6 +42,13 @@ int Main(int argc, char** argv) {
   CommandBody run;
   CLI::App* image = app.add_subcommand("image", "Work with container images");
   image->require_subcommand(1);
+  image->footer(
+      "\nExamples:\n"
+      "  lazysnap image convert --oci-layout ./img:v1 ./img:v1-estargz\n"
+      "  lazysnap image optimize --plain-http 127.0.0.1:5000/py:3 127.0.0.1:5000/py:3-opt \\\n"
+      "      -- python3 -c 'print(1)'\n"
+      "  lazysnap image pull --plain-http 127.0.0.1:5000/py:3-opt\n"
+      "Exit status: 0 done, 1 failed, 2 bad arguments.");
   AddImageConvertCommand(*image, &run);
   AddImagePullCommand(*image, &run);
   AddImageOptimizeCommand(*image, &run);
