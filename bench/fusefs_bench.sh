@@ -7,10 +7,12 @@
 #   - sequential read of the layer's largest file, chunks cached, page cache dropped, vs disk;
 #   - a stat-everything walk (find -printf of size/mode/owner): fresh mount vs the extracted tree
 #     with the page cache dropped, and both warm;
-#   - memory of the mount process per mounted file (RSS after mount and after the walk).
+#   - memory of the mount process per mounted file: RssAnon serving the python layer minus
+#     RssAnon serving a ~150-entry layer, less the names, per entry (after a stat walk).
 # Needs root and /dev/fuse. Drops the page cache (echo 3 > /proc/sys/vm/drop_caches) between
 # runs. $LAZYSNAP_BUILD_DIR: the build to use. $REPEAT: runs per figure, default 5; the best
 # (smallest) time is printed, the figure least disturbed by other work on the machine.
+# $ONLY=memory: only the memory figures (no timing runs, no page cache drops).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 [ "$(id -u)" = 0 ] || ls_die "needs root"
@@ -23,6 +25,9 @@ IMG=$(ls_python_image)
 "$LAZYSNAP" image convert --oci-layout -q "$IMG:python" "$T/oci:estargz"
 read -r DIGEST _ SIZE < <(ls_oci_layers "$T/oci" estargz)
 BLOB=$(ls_oci_blob "$T/oci" "$DIGEST")
+# A small layer (the special tree, ~150 entries) for the memory figures' fixed costs.
+"$LAZYSNAP" image convert --oci-layout -q "$IMG:python-special" "$T/oci:special"
+SMALL_BLOB=$(ls_oci_blob "$T/oci" "$(ls_oci_layers "$T/oci" special | tail -1 | cut -d' ' -f1)")
 mkdir -p "$T/ext" "$T/mnt"
 tar --xattrs --xattrs-include='*' --numeric-owner -xpzf "$BLOB" -C "$T/ext"
 MNT=$T/mnt
@@ -31,13 +36,13 @@ ls_on_exit '[ -z "$PID" ] || kill "$PID" 2>/dev/null; sleep 0.5; umount -l "$MNT
 
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
-mount_blob() {  # CACHE_DIR
-  "$LAZYSNAP" mount --blob "$BLOB" --cache-dir "$1" "$MNT" >"$T/mount.log" 2>&1 &
+mount_blob() {  # CACHE_DIR [BLOB]
+  "$LAZYSNAP" mount --blob "${2:-$BLOB}" --cache-dir "$1" "$MNT" >"$T/mount.log" 2>&1 &
   PID=$!
   ls_wait_for 30 grep -qF " $MNT fuse.lazysnap " /proc/self/mounts || ls_die "no mount"
 }
 unmount_blob() { kill -TERM "$PID"; wait "$PID" || true; PID=; }
-rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$PID/status"; }
+rss_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$PID/status"; }  # FIELD
 # the best time (seconds) of running "$@" REPEAT times, each after `$PREP`.
 timed() {
   local prep=$1 i s
@@ -57,6 +62,10 @@ BIG=$(cd "$T/ext" && find . -type f -printf '%s %P\n' | sort -n | tail -1 | cut 
 BIGSIZE=$(stat -c %s "$T/ext/$BIG")
 echo "layer: $SIZE bytes eStargz, $ENTRIES entries; largest file $BIG ($BIGSIZE bytes)"
 row "" "lazysnap" "local disk"
+WALK=(find . -printf '%s %m %u %g %T@\n')
+walk() { (cd "$1" && "${WALK[@]}"); }
+ONLY=${ONLY:-all}
+if [ "$ONLY" != memory ]; then
 
 # ---- python startup ---------------------------------------------------------------------------
 PY=(/usr/bin/python3 -c pass)
@@ -91,8 +100,6 @@ row "sequential read of $BIG, chunks cached, page cache dropped, MB/s" "$(mbps "
 unmount_blob
 
 # ---- stat walk ----------------------------------------------------------------------------------
-WALK=(find . -printf '%s %m %u %g %T@\n')
-walk() { (cd "$1" && "${WALK[@]}"); }
 fresh_walk() {
   local i s
   for i in $(seq "$REPEAT"); do
@@ -111,13 +118,33 @@ mount_blob "$T/cache"
 walk "$MNT" >/dev/null
 row "stat walk, warm, s" "$(timed : walk "$MNT")" "$(timed : walk "$T/ext")"
 
+unmount_blob
+fi
+
 # ---- memory -------------------------------------------------------------------------------------
-unmount_blob
-mount_blob "$T/cache"
-R0=$(rss_kb)
-walk "$MNT" >/dev/null
-R1=$(rss_kb)
-unmount_blob
-awk -v r0="$R0" -v r1="$R1" -v n="$ENTRIES" 'BEGIN {
-  printf "memory: mount process RSS %.1f MB after mount, %.1f MB after the walk: %.0f bytes per mounted file (whole process), walk added %.0f bytes per file\n",
-    r0 / 1024, r1 / 1024, r1 * 1024 / n, (r1 - r0) * 1024 / n }'
+# RssAnon is the process's own memory (heap, stacks); VmRSS adds the shared libraries' pages.
+# Per mounted file: the RssAnon of serving the python layer minus that of serving the small
+# special layer (same process, same walk: the fixed costs cancel), less the names' bytes
+# (base names + symlink targets, as the mount lists them), over the difference in entries.
+names_bytes() { (cd "$1" && find . -mindepth 1 -printf '%f%l') | wc -c; }
+mem_of() {  # CACHE_DIR BLOB: prints "RSS_KB RSSANON_KB_AFTER_MOUNT RSSANON_KB_AFTER_WALK ENTRIES NAME_BYTES"
+  local r a0 a1 n b
+  mount_blob "$1" "$2"
+  a0=$(rss_kb RssAnon)
+  n=$(walk "$MNT" | wc -l)
+  b=$(names_bytes "$MNT")
+  r=$(rss_kb VmRSS) a1=$(rss_kb RssAnon)
+  unmount_blob
+  echo "$r $a0 $a1 $n $b"
+}
+read -r R1 A0 A1 N1 B1 < <(mem_of "$T/cache" "$BLOB")
+rm -rf "$T/cache-small" && mkdir -p "$T/cache-small"
+read -r _ S0 S1 N2 B2 < <(mem_of "$T/cache-small" "$SMALL_BLOB")
+awk -v r1="$R1" -v a0="$A0" -v a1="$A1" -v n1="$N1" -v b1="$B1" -v s0="$S0" -v s1="$S1" \
+    -v n2="$N2" -v b2="$B2" 'BEGIN {
+  printf "memory: mount process RSS %.1f MB, RssAnon %.1f MB after mount, %.1f MB after a stat walk of %d entries\n",
+    r1 / 1024, a0 / 1024, a1 / 1024, n1
+  printf "memory: same for a %d-entry layer (fixed costs): RssAnon %.1f MB after mount, %.1f MB after the walk\n",
+    n2, s0 / 1024, s1 / 1024
+  printf "memory per mounted file: %.0f bytes of RssAnon, %.0f bytes beside names (%.1f bytes of names per file)\n",
+    (a1 - s1) * 1024 / (n1 - n2), ((a1 - s1) * 1024 - (b1 - b2)) / (n1 - n2), (b1 - b2) / (n1 - n2) }'
