@@ -19,8 +19,24 @@ struct PrefetchScheduler::Job {
   bool cancelled = false;
 };
 
+namespace {
+
+// Under a bandwidth limit a batch is reserved whole, so keep batches (and requests) to about a
+// quarter second's worth: the limit then holds over short intervals too.
+PrefetchOptions Effective(PrefetchOptions o) {
+  if (o.bandwidth_limit > 0) {
+    const uint64_t quarter = std::max<uint64_t>(o.bandwidth_limit / 4, 64 << 10);
+    o.max_batch_bytes = std::min(o.max_batch_bytes, quarter);
+    o.first_batch_bytes = std::min(o.first_batch_bytes, o.max_batch_bytes);
+    o.max_request_bytes = std::min(o.max_request_bytes, o.max_batch_bytes);
+  }
+  return o;
+}
+
+}  // namespace
+
 PrefetchScheduler::PrefetchScheduler(const PrefetchOptions& options)
-    : options_(options), bucket_(options.bandwidth_limit, options.first_batch_bytes) {
+    : options_(Effective(options)), bucket_(options_.bandwidth_limit, options_.first_batch_bytes) {
   for (int i = 0; i < std::max(1, options_.workers); i++) workers_.emplace_back([this] { Work(); });
 }
 

@@ -34,7 +34,8 @@ struct PrefetchOptions {
   uint64_t max_request_bytes = 16ull << 20;  // one range request at most
   uint64_t first_batch_bytes = 1ull << 20;   // the first batch of a job's list
   uint64_t max_batch_bytes = 32ull << 20;    // batches double up to this
-  uint64_t bandwidth_limit = 0;              // bytes/s; 0: unlimited
+  uint64_t bandwidth_limit = 0;              // bytes/s; 0: unlimited. When set, batches and
+                                             // requests are capped at a quarter second's worth
 };
 
 struct PrefetchJob {

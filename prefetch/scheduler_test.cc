@@ -132,6 +132,24 @@ TEST_F(SchedulerTest, BandwidthLimit) {
   EXPECT_LT(limited, absl::Seconds(3));
 }
 
+TEST_F(SchedulerTest, BandwidthLimitHoldsForLargeBackgroundBatches) {
+  // 4 MiB in the background at 4 MiB/s: batches are cut to a quarter second's worth (1 MiB),
+  // so after the burst the last two wait 0.25 s and 0.5 s; one 32 MiB batch would not wait.
+  Use(MakeTestLayer(std::vector<uint64_t>(64, 65536), 65536));
+  PrefetchOptions o;
+  o.workers = 1;
+  o.bandwidth_limit = 4 << 20;
+  absl::Time start = absl::Now();
+  {
+    PrefetchScheduler s(o);
+    s.Submit(Job({}, /*background=*/true));
+    s.WaitIdle();
+  }
+  EXPECT_TRUE(cache_->Complete());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(450));
+  for (const auto& r : source_->requests()) EXPECT_LE(r.size, 1u << 20);
+}
+
 TEST(TokenBucketTest, ReservationsFollowTheRate) {
   TokenBucket b(1000, 500);  // 1000 B/s, 500 B burst
   absl::Time t = absl::FromUnixSeconds(1000);
