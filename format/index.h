@@ -14,7 +14,6 @@
 
 #include <sys/stat.h>
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +22,7 @@
 
 #include "absl/types/span.h"
 #include "base/digest.h"
+#include "format/chunk_digest.h"
 
 namespace lazysnap {
 
@@ -79,23 +79,6 @@ struct Entry {
   };
 };
 static_assert(sizeof(Entry) == 48);
-
-// A per-index random secret keying the chunk fingerprints (ChunkDigest).
-struct DigestKey {
-  std::array<uint8_t, 16> bytes{};
-};
-
-// What a Chunk keeps of its chunkDigest: the first 16 bytes of SHA-256(key || digest) under
-// the index's DigestKey. Data is accepted if the fingerprint of its SHA-256 matches; finding
-// other data that matches needs a SHA-256 collision or the key (format/index.md). Value type.
-struct ChunkDigest {
-  std::array<uint8_t, 16> bytes{};
-
-  // The fingerprint of `digest` under `key`. Thread-safe.
-  static ChunkDigest Of(const DigestKey& key, const Sha256& digest);
-  std::string Hex() const;
-  bool operator==(const ChunkDigest&) const = default;
-};
 
 // One chunk of a regular file. Chunks of a file are contiguous and sorted by file_offset,
 // covering [0, size) without gaps or overlap. 48 bytes; `inner_offset`, `has_digest` and
