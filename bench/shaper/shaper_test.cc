@@ -204,7 +204,8 @@ TEST(ShaperTest, AggregateRateIsShared) {
   // Two 512 KiB transfers: ~0.42 s each at 10 Mbit/s per connection, ~0.84 s shared.
   double per_conn = run(false);
   double shared = run(true);
-  EXPECT_LT(per_conn, 0.75);
+  EXPECT_GT(per_conn, 0.3);
+  EXPECT_LT(per_conn, 0.8 * shared);  // relative: a loaded machine slows both
   EXPECT_GT(shared, 0.65);
   EXPECT_LT(shared, 3.0);
 }
