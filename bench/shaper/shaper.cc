@@ -142,7 +142,11 @@ absl::StatusOr<std::chrono::microseconds> ParseDuration(std::string_view text) {
 // using them has been joined), so Abort() never races with fd reuse.
 struct Shaper::Conn {
   int client = -1;
+  // Set once by ServeConn (under fd_mu, so that an Abort racing with the connect is not lost),
+  // before the pump threads start; read without the lock by those threads.
   int upstream = -1;
+  absl::Mutex fd_mu;
+  bool aborted ABSL_GUARDED_BY(fd_mu) = false;
   Clock::time_point accepted;
   std::unique_ptr<TokenBucket> own_up, own_down;
   TokenBucket* up_bucket = nullptr;    // may be null: unlimited
@@ -168,8 +172,12 @@ struct Shaper::Conn {
   }
   // Wakes every thread of this connection: sockets shut down, queues aborted. Thread-safe.
   void Abort() {
-    if (client >= 0) ::shutdown(client, SHUT_RDWR);
-    if (upstream >= 0) ::shutdown(upstream, SHUT_RDWR);
+    {
+      absl::MutexLock lock(&fd_mu);
+      aborted = true;
+      if (client >= 0) ::shutdown(client, SHUT_RDWR);
+      if (upstream >= 0) ::shutdown(upstream, SHUT_RDWR);
+    }
     for (Queue& q : queues) {
       absl::MutexLock lock(&q.mu);
       q.aborted = true;
@@ -283,7 +291,11 @@ void Shaper::ServeConn(std::shared_ptr<Conn> conn) {
     upstream_failures_.fetch_add(1);
     ::shutdown(conn->client, SHUT_RDWR);
   } else {
-    conn->upstream = *up;
+    {
+      absl::MutexLock lock(&conn->fd_mu);
+      conn->upstream = *up;
+      if (conn->aborted) ::shutdown(conn->upstream, SHUT_RDWR);  // stopped while connecting
+    }
     NoDelay(conn->upstream);
     if (options_.rate_bits_per_second > 0) {
       if (options_.aggregate) {
