@@ -62,7 +62,8 @@ uint32_t LayerIndex::ChunkAt(EntryId file, uint64_t offset) const {
 size_t LayerIndex::MemoryUsage() const {
   return sizeof(*this) + entries_.capacity() * sizeof(Entry) +
          chunks_.capacity() * sizeof(Chunk) + xattrs_.capacity() * sizeof(Xattr) +
-         attrs_.capacity() * sizeof(EntryAttrs) + strings_.capacity();
+         attrs_.capacity() * sizeof(EntryAttrs) + mtime_sec_.capacity() * sizeof(int64_t) +
+         mtime_nsec_.capacity() * sizeof(uint32_t) + strings_.capacity();
 }
 
 }  // namespace lazysnap

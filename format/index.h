@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,7 +37,7 @@ struct StrRef {
   uint32_t size = 0;
 };
 
-// One file-system object, 48 bytes (format/index.md has the layout and the reasoning).
+// One file-system object, 40 bytes (format/index.md has the layout and the reasoning).
 // `mode` carries the S_IFMT type bits (S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO)
 // and the permission bits including setuid/setgid/sticky.
 //
@@ -47,13 +48,12 @@ struct StrRef {
 //            [children_begin, children_begin + children_count), sorted by name)
 //   S_IFLNK  link_offset, link_size       (the target in the string table: LayerIndex::link())
 //   S_IFCHR, S_IFBLK  dev_major, dev_minor
-// Owner and xattrs are interned per layer (LayerIndex::attrs(), XattrsOf()); the name is in
+// Owner and xattrs, and mtimes, are interned per layer (LayerIndex::attrs(), XattrsOf(),
+// mtime()); the name is in
 // the string table (LayerIndex::name()). A hard link's entry repeats its target's attributes
 // and union (inode != own id): walk entries with inode == id to visit each file's data once.
 struct Entry {
   uint64_t size = 0;           // regular files: uncompressed size; symlinks: target length
-  int64_t mtime_sec = 0;       // modification time, seconds since the epoch
-  uint32_t mtime_nsec = 0;
   uint16_t mode = 0;
   uint16_t nlink = 1;          // directories: 2 + subdirectories (1 if that is above 65535,
                                // as ext4 does); files: number of names, at most 65535
@@ -62,6 +62,7 @@ struct Entry {
                                // or for a hard link the entry it links to
   uint32_t name_offset = 0;    // into the string table; see LayerIndex::name()
   uint32_t attrs = 0;          // into LayerIndex's interned owner/xattr sets; see attrs()
+  uint32_t mtime = 0;          // into LayerIndex's interned mtimes; see mtime()
   union {
     uint64_t type_data_ = 0;
     struct {
@@ -78,7 +79,7 @@ struct Entry {
     };
   };
 };
-static_assert(sizeof(Entry) == 48);
+static_assert(sizeof(Entry) == 40);
 
 // One chunk of a regular file. Chunks of a file are contiguous and sorted by file_offset,
 // covering [0, size) without gaps or overlap. 48 bytes; `inner_offset`, `has_digest` and
@@ -158,6 +159,11 @@ class LayerIndex {
     return S_ISLNK(e.mode) ? str(StrRef{e.link_offset, e.link_size}) : std::string_view();
   }
   const EntryAttrs& attrs(EntryId id) const { return attrs_[entries_[id].attrs]; }
+  // Modification time (seconds and nanoseconds since the epoch).
+  struct timespec mtime(EntryId id) const {
+    const uint32_t m = entries_[id].mtime;
+    return {static_cast<time_t>(mtime_sec_[m]), static_cast<long>(mtime_nsec_[m])};
+  }
   absl::Span<const Xattr> XattrsOf(EntryId id) const {
     const EntryAttrs& a = attrs(id);
     return absl::MakeConstSpan(xattrs_).subspan(a.xattrs_begin, a.xattrs_count);
@@ -207,6 +213,8 @@ class LayerIndex {
   std::vector<Chunk> chunks_;
   std::vector<Xattr> xattrs_;
   std::vector<EntryAttrs> attrs_;
+  std::vector<int64_t> mtime_sec_;    // interned mtimes: a layer has few distinct ones
+  std::vector<uint32_t> mtime_nsec_;
   std::string strings_;  // names in id order, then symlink targets and xattrs
   uint32_t names_end_ = 0;
   std::optional<uint64_t> prefetch_landmark_;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "base/strings.h"
 #include "format/index_builder_internal.h"
@@ -147,6 +148,27 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
     if (plain) last_uid = node.uid, last_gid = node.gid, last_plain = it->second;
     return it->second;
   };
+  // Mtimes, interned: a layer's files share a few hundred (eStargz keeps seconds).
+  struct MtimeHash {
+    size_t operator()(const std::pair<int64_t, uint32_t>& m) const {
+      return std::hash<int64_t>()(m.first * 1000000007 + m.second);
+    }
+  };
+  std::unordered_map<std::pair<int64_t, uint32_t>, uint32_t, MtimeHash> mtime_ids;
+  std::pair<int64_t, uint32_t> last_mtime{0, 0};
+  uint32_t last_mtime_id = kNoEntry;
+  auto intern_mtime = [&](const Node& node) -> uint32_t {
+    const std::pair<int64_t, uint32_t> m{node.mtime_sec, node.mtime_nsec};
+    if (last_mtime_id != kNoEntry && m == last_mtime) return last_mtime_id;
+    auto [it, added] = mtime_ids.try_emplace(m, static_cast<uint32_t>(index.mtime_sec_.size()));
+    if (added) {
+      index.mtime_sec_.push_back(m.first);
+      index.mtime_nsec_.push_back(m.second);
+    }
+    last_mtime = m;
+    last_mtime_id = it->second;
+    return it->second;
+  };
   for (uint32_t id = 0; id < n; ++id) {
     const Node& node = nodes[queue[id]];
     Entry& en = index.entries_[id];
@@ -155,8 +177,7 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
     if (node.type == kHardlink) continue;  // second pass
     en.mode = static_cast<uint16_t>(node.type | node.perm);
     en.attrs = intern_attrs(node);
-    en.mtime_sec = node.mtime_sec;
-    en.mtime_nsec = node.mtime_nsec;
+    en.mtime = intern_mtime(node);
     if (node.type == S_IFDIR) {
       const uint32_t nlink = 2 + subdirs[queue[id]];
       en.nlink = nlink > 0xffff ? 1 : static_cast<uint16_t>(nlink);  // 1: "unknown", as ext4
@@ -197,6 +218,8 @@ absl::StatusOr<LayerIndex> IndexBuilder::State::Layout(uint32_t root) {
     }
   }
   index.attrs_.shrink_to_fit();
+  index.mtime_sec_.shrink_to_fit();
+  index.mtime_nsec_.shrink_to_fit();
   index.xattrs_.shrink_to_fit();
   index.strings_.shrink_to_fit();
   for (uint32_t id = 0; id < n; ++id) {  // hard links share their target's inode

@@ -186,7 +186,7 @@ TEST(ZstdChunkedInterop, ReadsContainersStorageLayer) {
     EXPECT_EQ((*layer)->index.attrs(id).uid, st.st_uid);
     EXPECT_EQ((*layer)->index.attrs(id).gid, st.st_gid);
     if (!S_ISDIR(e.mode)) {
-      EXPECT_EQ(e.mtime_sec, st.st_mtim.tv_sec);
+      EXPECT_EQ((*layer)->index.mtime(id).tv_sec, st.st_mtim.tv_sec);
     }
     if (S_ISCHR(e.mode) || S_ISBLK(e.mode)) {
       EXPECT_EQ(e.dev_major, major(st.st_rdev));

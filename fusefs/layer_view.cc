@@ -76,7 +76,7 @@ struct stat LayerView::Stat(Ino ino) const {
     const Entry& w = index_->entry(id);
     st.st_mode = S_IFCHR;
     st.st_nlink = 1;
-    st.st_mtim = {w.mtime_sec, static_cast<long>(w.mtime_nsec)};
+    st.st_mtim = index_->mtime(id);
     st.st_atim = st.st_ctim = st.st_mtim;
     return st;
   }
@@ -94,7 +94,7 @@ struct stat LayerView::Stat(Ino ino) const {
     st.st_size = static_cast<off_t>(e.link_size);
   }
   st.st_blocks = (st.st_size + 511) / 512;
-  st.st_mtim = {e.mtime_sec, static_cast<long>(e.mtime_nsec)};
+  st.st_mtim = index_->mtime(data);
   st.st_atim = st.st_ctim = st.st_mtim;
   return st;
 }

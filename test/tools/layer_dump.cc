@@ -177,8 +177,8 @@ int DumpBlob(const std::string& path, const OpenOptions& open_options, const Opt
     l.uid = index.attrs(obj).uid;
     l.gid = index.attrs(obj).gid;
     l.size = e.size;
-    l.mtime_sec = e.mtime_sec;
-    l.mtime_nsec = e.mtime_nsec;
+    l.mtime_sec = index.mtime(obj).tv_sec;
+    l.mtime_nsec = static_cast<uint32_t>(index.mtime(obj).tv_nsec);
     l.link = std::string(index.link(obj));
     if (S_ISCHR(e.mode) || S_ISBLK(e.mode)) {
       l.dev_major = e.dev_major;
