@@ -1,6 +1,6 @@
 // LayerIndex: the compact in-memory form of a seekable layer's table of contents (TOC).
 //
-// Flat arrays and one string table, no JSON tree: an Entry (48 bytes) per file-system object,
+// Flat arrays and one string table, no JSON tree: an Entry (40 bytes) per file-system object,
 // a Chunk per independently decompressible piece of a regular file's data, owner/xattr sets
 // interned once per layer. Ids are assigned breadth-first, so the children of a directory are
 // consecutive ids, sorted by name (binary-search lookup, no child array). Entry ids are dense
