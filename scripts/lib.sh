@@ -92,6 +92,36 @@ ls_test_result() {
   LS_TEST_NAME=$1
 }
 
+# ls_require_root WHY: dies unless run as root (WHY: what needs it, for the message).
+ls_require_root() { [ "$(id -u)" = 0 ] || ls_die "needs root${1:+ ($1)}"; }
+
+# ls_require_tools TOOL...: dies naming the first TOOL that is not in PATH.
+ls_require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || ls_die "$tool is not installed"
+  done
+}
+
+# ls_watch_log FILE [LINES]: ls_fail shows FILE's last LINES (default 25) lines. Once per FILE.
+_LS_WATCHED=()
+ls_watch_log() {
+  local w
+  for w in "${_LS_WATCHED[@]}"; do [ "${w#*:}" != "$1" ] || return 0; done
+  _LS_WATCHED+=("${2:-25}:$1")
+}
+
+# ls_fail MSG...: logs "FAIL: MSG", prints the tails of the ls_watch_log files, exits 1.
+ls_fail() {
+  local w
+  ls_log "FAIL: $*"
+  for w in "${_LS_WATCHED[@]}"; do
+    echo "---- ${w#*:}" >&2
+    tail -n "${w%%:*}" "${w#*:}" >&2 || true
+  done
+  exit 1
+}
+
 # ---- build -----------------------------------------------------------------------------------
 # ls_build [TARGETS...]: configures (once) and builds $LS_BUILD (RelWithDebInfo, Ninja). Quiet
 # unless it fails.
@@ -113,6 +143,7 @@ ls_build() {
 ls_tool() {
   case "$1" in
     lazysnap) echo "$LS_BUILD/cmd/lazysnap" ;;
+    lazysnapd) echo "$LS_BUILD/cmd/lazysnapd/lazysnapd" ;;
     *) echo "$LS_BUILD/test/$1" ;;
   esac
 }
@@ -194,6 +225,40 @@ EOF
   fi
   LS_CONTAINERD_PID=$pid
   ls_log "containerd on $LS_CTR_SOCK (pid $pid)"
+}
+
+# ---- lazysnapd ---------------------------------------------------------------------------------
+# ls_start_lazysnapd DIR [EXTRA_TOML]: starts lazysnapd (build it first) with DIR/lazysnapd.toml:
+# root DIR/lz, socket DIR/lz.sock, [registry] config_path DIR/certs.d (empty), then EXTRA_TOML
+# (e.g. a [prefetch] table). Appends to DIR/lazysnapd.log (watched, see ls_fail); waits for a
+# new "serving" line; fails if it exits first or logs an unknown config key. Sets
+# LS_LAZYSNAPD_PID and LS_LAZYSNAPD_SOCK (for ls_start_containerd). Stopped at exit.
+ls_start_lazysnapd() {
+  local dir=$1 extra=${2:-} log=$1/lazysnapd.log n lines pid
+  mkdir -p "$dir/certs.d"
+  cat >"$dir/lazysnapd.toml" <<EOF
+root = "$dir/lz"
+address = "$dir/lz.sock"
+log_level = "info"
+[registry]
+config_path = "$dir/certs.d"
+$extra
+EOF
+  echo "==== lazysnapd start $(date +%T)" >>"$log"
+  lines=$(wc -l <"$log")
+  n=$(grep -c "lazysnapd serving on" "$log" || true)
+  "$(ls_tool lazysnapd)" --config "$dir/lazysnapd.toml" >>"$log" 2>&1 &
+  pid=$!
+  ls_on_exit "ls_kill $pid"
+  ls_watch_log "$log"
+  # Serving once it says so (a socket left by a killed daemon exists before that).
+  ls_wait_for 60 eval "[ \$(grep -c 'lazysnapd serving on' '$log') -gt $n ] || ! kill -0 $pid" ||
+    ls_fail "lazysnapd ($dir) did not start"
+  kill -0 "$pid" 2>/dev/null || ls_fail "lazysnapd ($dir) exited"
+  ! tail -n +"$lines" "$log" | grep -F "unknown key" >&2 || ls_fail "lazysnapd ($dir): unknown config key"
+  LS_LAZYSNAPD_PID=$pid
+  LS_LAZYSNAPD_SOCK=$dir/lz.sock
+  ls_log "lazysnapd on $LS_LAZYSNAPD_SOCK (pid $pid)"
 }
 
 # ---- the test image ------------------------------------------------------------------------------
@@ -375,6 +440,17 @@ _ls_python_image_steps() {
     --numeric-owner -C "$tmp/special" -cpf "$tmp/special.tar" .
   umoci raw add-layer --image "$tmp/layout:python" --tag python-special "$tmp/special.tar"
   umoci gc --layout "$tmp/layout"
+}
+
+# ls_push_esgz_python LAYOUT REF: converts the python image (ls_python_image, tag python) to
+# eStargz with `lazysnap image convert` into the OCI layout LAYOUT (tag lz), pushes it to REF
+# (plain HTTP) with skopeo, and sets LS_MANIFEST to the pushed manifest's digest.
+ls_push_esgz_python() {
+  local image
+  image=$(ls_python_image)
+  "$(ls_tool lazysnap)" image convert --oci-layout "$image:python" "$1:lz" >/dev/null
+  skopeo copy -q --dest-tls-verify=false "oci:$1:lz" "docker://$2"
+  LS_MANIFEST=sha256:$(skopeo inspect --raw --tls-verify=false "docker://$2" | sha256sum | cut -d' ' -f1)
 }
 
 # ---- OCI layout helpers (jq) --------------------------------------------------------------------

@@ -20,49 +20,29 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 ls_test_result e2e_lazy_pull
-[ "$(id -u)" = 0 ] || ls_die "needs root (containerd, FUSE, overlay)"
-for tool in containerd ctr ctr-remote runc skopeo docker-registry jq; do
-  command -v "$tool" >/dev/null || ls_die "$tool is not installed"
-done
+ls_require_root "containerd, FUSE, overlay"
+ls_require_tools containerd ctr ctr-remote runc skopeo docker-registry jq
 
 ls_build lazysnap lazysnapd layer_dump || ls_die "build failed"
 LAZYSNAP=$(ls_tool lazysnap)
-LAZYSNAPD=$LS_BUILD/cmd/lazysnapd/lazysnapd
 DUMP=$(ls_tool layer_dump)
 IMAGE=$(ls_python_image)
 
 ls_tmpdir e2e
 T=$LS_TMP
-fail() { ls_log "FAIL: $*"; tail -30 "$T/lazysnapd.log" >&2 || true; exit 1; }
+ls_watch_log "$T/lazysnapd.log" 30
 
 # ---- daemons -----------------------------------------------------------------------------------
 ls_start_registry "$T/reg"
 REG=$LS_REGISTRY
-mkdir -p "$T/certs.d"
-cat >"$T/lazysnapd.toml" <<EOF
-root = "$T/lz"
-address = "$T/lz.sock"
-log_level = "info"
-[registry]
-config_path = "$T/certs.d"
-EOF
 LZD_PID=
 start_lazysnapd() {
-  local n
-  echo "==== lazysnapd start $(date +%T)" >>"$T/lazysnapd.log"
-  n=$(grep -c "lazysnapd serving on" "$T/lazysnapd.log" || true)
-  "$LAZYSNAPD" --config "$T/lazysnapd.toml" >>"$T/lazysnapd.log" 2>&1 &
-  LZD_PID=$!
-  ls_on_exit "ls_kill $LZD_PID"
-  # Serving once it says so (a socket left by a killed daemon exists before that).
-  ls_wait_for 60 eval "[ \$(grep -c 'lazysnapd serving on' '$T/lazysnapd.log') -gt $n ] || ! kill -0 $LZD_PID" ||
-    fail "lazysnapd did not start"
-  kill -0 "$LZD_PID" 2>/dev/null || fail "lazysnapd exited"
-  ls_log "lazysnapd serving (pid $LZD_PID)"
+  ls_start_lazysnapd "$T"
+  LZD_PID=$LS_LAZYSNAPD_PID
 }
 stop_lazysnapd() {
   ls_kill "$LZD_PID"
-  ! kill -0 "$LZD_PID" 2>/dev/null || fail "lazysnapd did not stop"
+  ! kill -0 "$LZD_PID" 2>/dev/null || ls_fail "lazysnapd did not stop"
 }
 start_lazysnapd
 ls_start_containerd "$T/c" "$T/lz.sock"
@@ -92,9 +72,9 @@ run_hello() { # REF ID: runs the image with lazysnap, asserts "hello"
   # backoff for a few seconds ("connection error|closed: unavailable"): retry those only.
   for try in $(seq 1 20); do
     out=$($CTR run --rm --snapshotter lazysnap "$1" "$2" python3 -c 'print("hello")' 2>&1) && break
-    case "$out" in *"connection"*unavailable) sleep 1 ;; *) fail "ctr run $1: $out" ;; esac
+    case "$out" in *"connection"*unavailable) sleep 1 ;; *) ls_fail "ctr run $1: $out" ;; esac
   done
-  [ "$out" = hello ] || fail "ctr run $1 printed: $out"
+  [ "$out" = hello ] || ls_fail "ctr run $1 printed: $out"
   ls_log "ok: $1 printed hello"
 }
 
@@ -115,14 +95,14 @@ for tag in lz-esgz lz-zstd ctr-esgz; do
   layer_digest[$tag]=$(skopeo inspect --raw --tls-verify=false "docker://$ref" | jq -r '.layers[0].digest')
   start=$EPOCHREALTIME
   ctr-remote -a "$SOCK" -n test image rpull --plain-http --snapshotter lazysnap "$ref" >/dev/null ||
-    fail "rpull $ref"
+    ls_fail "rpull $ref"
   ls_log "rpull $tag: $(ls_elapsed "$start") s"
-  grep -qF "remote snapshot: prepared" "$T/lazysnapd.log" || fail "$tag: no remote snapshot prepared"
+  grep -qF "remote snapshot: prepared" "$T/lazysnapd.log" || ls_fail "$tag: no remote snapshot prepared"
   if [ "$tag" = lz-esgz ]; then
     # 2. restart between pull and run.
     stop_lazysnapd
     start_lazysnapd
-    grep -qF "restored remote snapshot" "$T/lazysnapd.log" || fail "no remote snapshot restored"
+    grep -qF "restored remote snapshot" "$T/lazysnapd.log" || ls_fail "no remote snapshot restored"
   fi
   start=$EPOCHREALTIME
   run_hello "$ref" "e2e-$tag"
@@ -132,23 +112,23 @@ done
 stop_lazysnapd
 for tag in lz-esgz lz-zstd ctr-esgz; do
   read -r requests fetched size < <(fetched_figures "${layer_digest[$tag]}") ||
-    fail "$tag: no figures logged for ${layer_digest[$tag]}"
-  [ "$size" = "$(layer_size "$tag")" ] || fail "$tag: logged size $size"
+    ls_fail "$tag: no figures logged for ${layer_digest[$tag]}"
+  [ "$size" = "$(layer_size "$tag")" ] || ls_fail "$tag: logged size $size"
   toc=$(toc_bytes "${layer_digest[$tag]}")
-  [ -n "$toc" ] || fail "$tag: no TOC fetch logged"
+  [ -n "$toc" ] || ls_fail "$tag: no TOC fetch logged"
   ls_log "$tag: $fetched of $size layer bytes fetched in $requests requests (+ $toc bytes of footer and TOC)"
   # "hello" needs python3, its libraries and a few modules: a small part of the layer.
   [ "$fetched" -gt 0 ] && [ $(((fetched + toc) * 4)) -lt "$size" ] ||
-    fail "$tag: fetched $fetched + $toc of $size bytes (more than a quarter)"
+    ls_fail "$tag: fetched $fetched + $toc of $size bytes (more than a quarter)"
 done
 start_lazysnapd
 [ "$(grep -c "restored remote snapshot" "$T/lazysnapd.log")" -ge 4 ] ||
-  fail "expected the three layers to be restored"
+  ls_fail "expected the three layers to be restored"
 
 # The whole eStargz layer through FUSE equals the original layer (and ends fully cached).
 esgz_hex=${layer_digest[lz-esgz]#sha256:}
 mnt=$(findmnt -rn -o TARGET,SOURCE | awk -v s="lazysnap:${esgz_hex:0:12}" '$2 == s { print $1; exit }')
-[ -n "$mnt" ] || fail "no FUSE mount of ${layer_digest[lz-esgz]}"
+[ -n "$mnt" ] || ls_fail "no FUSE mount of ${layer_digest[lz-esgz]}"
 orig_blob=$(ls_oci_blob "$IMAGE" "$(jq -r '.layers[0].digest' "$(ls_oci_manifest "$IMAGE" python)")")
 ls_extract_layer "$orig_blob" "$T/orig"
 "$DUMP" tree "$T/orig" --mtime-seconds | ls_strip_format_files >"$T/orig.txt"
@@ -156,7 +136,7 @@ rm -rf "$T/orig"
 start=$EPOCHREALTIME
 "$DUMP" tree "$mnt" --mtime-seconds | ls_strip_format_files >"$T/fuse.txt"
 ls_same "FUSE mount of the eStargz layer vs the original layer ($(ls_elapsed "$start") s)" \
-  "$T/orig.txt" "$T/fuse.txt" || fail "FUSE tree differs"
+  "$T/orig.txt" "$T/fuse.txt" || ls_fail "FUSE tree differs"
 
 # A crash leaves dead FUSE mounts behind: the next lazysnapd detaches them and mounts again.
 kill -KILL "$LZD_PID"
@@ -166,20 +146,20 @@ run_hello "$REG/python:lz-zstd" e2e-after-crash
 ls_log "ok: lazysnapd killed (SIGKILL) and started again: the layers are mounted again"
 
 # ---- 3. gzip: ordinary pull, and a remote-labelled pull that falls back ---------------------------
-$CTR image pull --plain-http --snapshotter lazysnap "$REG/python:gzip" >/dev/null || fail "pull gzip"
+$CTR image pull --plain-http --snapshotter lazysnap "$REG/python:gzip" >/dev/null || ls_fail "pull gzip"
 run_hello "$REG/python:gzip" e2e-gzip
 ctr-remote -a "$SOCK" -n fb image rpull --plain-http --snapshotter lazysnap "$REG/python:gzip" \
-  >/dev/null || fail "rpull gzip"
-grep -qF "not available remotely, falling back" "$T/lazysnapd.log" || fail "no fallback logged"
+  >/dev/null || ls_fail "rpull gzip"
+grep -qF "not available remotely, falling back" "$T/lazysnapd.log" || ls_fail "no fallback logged"
 out=$(ctr -a "$SOCK" -n fb run --rm --snapshotter lazysnap "$REG/python:gzip" e2e-fb \
-  python3 -c 'print("hello")' 2>&1) || fail "run fallback: $out"
-[ "$out" = hello ] || fail "fallback run printed: $out"
+  python3 -c 'print("hello")' 2>&1) || ls_fail "run fallback: $out"
+[ "$out" = hello ] || ls_fail "fallback run printed: $out"
 ls_log "ok: gzip image ran (ordinary pull and fallback)"
 
 # ---- 4. registry down ---------------------------------------------------------------------------
 stop_lazysnapd
 ls_kill "$LS_REGISTRY_PID"
-! curl -fsS "http://$REG/v2/" >/dev/null 2>&1 || fail "registry still up"
+! curl -fsS "http://$REG/v2/" >/dev/null 2>&1 || ls_fail "registry still up"
 start_lazysnapd
 run_hello "$REG/python:lz-esgz" e2e-offline
 ls_log "ok: with the registry down, lazysnapd restarted and the cached layer served"

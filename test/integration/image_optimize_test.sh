@@ -20,18 +20,14 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 ls_test_result image_optimize
-[ "$(id -u)" = 0 ] || ls_die "needs root (chroot, fanotify, containerd, FUSE)"
-for tool in containerd ctr ctr-remote runc skopeo docker-registry jq curl; do
-  command -v "$tool" >/dev/null || ls_die "$tool is not installed"
-done
+ls_require_root "chroot, fanotify, containerd, FUSE"
+ls_require_tools containerd ctr ctr-remote runc skopeo docker-registry jq curl
 ls_build lazysnap lazysnapd || ls_die "build failed"
 LAZYSNAP=$(ls_tool lazysnap)
-LAZYSNAPD=$LS_BUILD/cmd/lazysnapd/lazysnapd
 IMAGE=$(ls_python_image)
 
 ls_tmpdir opt
 T=$LS_TMP
-fail() { ls_log "FAIL: $*"; exit 1; }
 
 # ---- a registry with its access log -----------------------------------------------------------
 mkdir -p "$T/reg/storage"
@@ -48,26 +44,26 @@ http:
 EOF
 docker-registry serve "$T/reg/registry.yml" >"$T/reg/log" 2>&1 &
 ls_on_exit "ls_kill $!"
-ls_wait_for 20 curl -fsS "http://127.0.0.1:$port/v2/" || fail "docker-registry did not start"
+ls_wait_for 20 curl -fsS "http://127.0.0.1:$port/v2/" || ls_fail "docker-registry did not start"
 R=127.0.0.1:$port
 skopeo copy -q --dest-tls-verify=false "oci:$IMAGE:python" "docker://$R/python:src"
 
 # ---- 1. convert plainly and optimized -----------------------------------------------------------
 start=$EPOCHREALTIME
-"$LAZYSNAP" image convert -q --plain-http "$R/python:src" "$R/python:plain" || fail "convert"
+"$LAZYSNAP" image convert -q --plain-http "$R/python:src" "$R/python:plain" || ls_fail "convert"
 ls_log "plain conversion: $(ls_elapsed "$start") s"
 start=$EPOCHREALTIME
 "$LAZYSNAP" image optimize --plain-http --json "$R/python:src" "$R/python:opt" \
   -- python3 -c 'print("hello")' >"$T/opt.json" 2>"$T/opt.err" ||
-  fail "optimize: $(cat "$T/opt.err")"
+  ls_fail "optimize: $(cat "$T/opt.err")"
 ls_log "optimize (unpack, run, convert): $(ls_elapsed "$start") s; $(grep 'workload' "$T/opt.err")"
-grep -qx hello "$T/opt.err" || fail "the workload's output is not on stderr: $(cat "$T/opt.err")"
+grep -qx hello "$T/opt.err" || ls_fail "the workload's output is not on stderr: $(cat "$T/opt.err")"
 jq -e '.optimize.exitCode == 0 and (.prioritizedFiles | length) > 5 and
        (.prioritizedFiles[0] | test("^usr/bin/python3"))' "$T/opt.json" >/dev/null ||
-  fail "recorded files: $(jq -c '{optimize, prioritizedFiles}' "$T/opt.json")"
+  ls_fail "recorded files: $(jq -c '{optimize, prioritizedFiles}' "$T/opt.json")"
 for f in usr/lib/x86_64-linux-gnu/libc.so.6 etc/ld.so.cache; do
   jq -e --arg f "$f" '.prioritizedFiles | index($f)' "$T/opt.json" >/dev/null ||
-    fail "$f not recorded: $(jq -c .prioritizedFiles "$T/opt.json")"
+    ls_fail "$f not recorded: $(jq -c .prioritizedFiles "$T/opt.json")"
 done
 nfiles=$(jq '.prioritizedFiles | length' "$T/opt.json")
 ls_log "recorded $nfiles files: $(jq -r '.prioritizedFiles[:6] | join(" ")' "$T/opt.json") ..."
@@ -77,7 +73,7 @@ curl -fsS "http://$R/v2/python/blobs/$layer" 2>/dev/null | tar tzf - 2>/dev/null
   grep -v '/$' | grep -vx '\.' | head -$((nfiles + 1)) >"$T/head.txt" || true
 { jq -r '.prioritizedFiles[]' "$T/opt.json"; echo .prefetch.landmark; } >"$T/want.txt"
 ls_same "optimized layer starts with the recorded files, then the landmark" "$T/want.txt" \
-  "$T/head.txt" || fail "optimized layer order"
+  "$T/head.txt" || ls_fail "optimized layer order"
 
 # ---- 2. cold starts --------------------------------------------------------------------------
 # cold_start TAG LANDMARK(true|false): fresh lazysnapd + containerd, rpull, run; sets FIG to
@@ -87,38 +83,28 @@ cold_start() {
   local tag=$1 landmark=$2 d lzpid cpid out before after digest line
   run_n=$((run_n + 1))
   d=$T/run$run_n
-  mkdir -p "$d"
-  cat >"$d/lazysnapd.toml" <<EOF
-root = "$d/lz"
-address = "$d/lz.sock"
-log_level = "info"
-[prefetch]
+  ls_start_lazysnapd "$d" "[prefetch]
 record = false
 replay = false
 registry_lookup = false
 background_fetch = false
-landmark = $landmark
-EOF
-  "$LAZYSNAPD" --config "$d/lazysnapd.toml" >"$d/lazysnapd.log" 2>&1 &
-  lzpid=$!
-  ls_on_exit "ls_kill $lzpid"
-  ls_wait_for 60 grep -q "lazysnapd serving on" "$d/lazysnapd.log" ||
-    fail "lazysnapd did not start: $(tail -5 "$d/lazysnapd.log")"
-  ls_start_containerd "$d/c" "$d/lz.sock"
+landmark = $landmark"
+  lzpid=$LS_LAZYSNAPD_PID
+  ls_start_containerd "$d/c" "$LS_LAZYSNAPD_SOCK"
   cpid=$LS_CONTAINERD_PID
   digest=$(skopeo inspect --tls-verify=false --raw "docker://$R/python:$tag" | jq -r '.layers[0].digest')
   before=$(wc -l <"$T/reg/log")
   ctr-remote -a "$LS_CTR_SOCK" -n test image rpull --plain-http --snapshotter lazysnap \
-    "$R/python:$tag" >/dev/null || fail "rpull $tag: $(tail -5 "$d/lazysnapd.log")"
+    "$R/python:$tag" >/dev/null || ls_fail "rpull $tag: $(tail -5 "$d/lazysnapd.log")"
   out=$($LS_CTR run --rm --snapshotter lazysnap "$R/python:$tag" "opt-$run_n" \
-    python3 -c 'print("hello")' 2>&1) || fail "ctr run $tag: $out"
-  [ "$out" = hello ] || fail "ctr run $tag printed: $out"
+    python3 -c 'print("hello")' 2>&1) || ls_fail "ctr run $tag: $out"
+  [ "$out" = hello ] || ls_fail "ctr run $tag printed: $out"
   after=$(tail -n +"$((before + 1))" "$T/reg/log" | grep -c "\"GET /v2/python/blobs/$digest " || true)
   ls_kill "$cpid"
   ls_umount_below "$d/c" || true
   ls_kill "$lzpid"
   line=$(grep -F "remote layer unmounted" "$d/lazysnapd.log" | grep -F "$digest" | tail -1)
-  [ -n "$line" ] || fail "$tag: lazysnapd logged no figures: $(tail -5 "$d/lazysnapd.log")"
+  [ -n "$line" ] || ls_fail "$tag: lazysnapd logged no figures: $(tail -5 "$d/lazysnapd.log")"
   FIG="$after $(sed -E 's/.*; on demand: [0-9]+ chunks in ([0-9]+) requests.*/\1/' <<<"$line") \
 $(sed -E 's/.*prefetch: [0-9]+ bytes prefetched in ([0-9]+) requests.*/\1/' <<<"$line") \
 $(sed -E 's/.*: [0-9]+ requests, ([0-9]+) of [0-9]+ blob bytes fetched.*/\1/' <<<"$line")"
@@ -138,33 +124,33 @@ done
 ls_log "cold start of python3 -c 'print(\"hello\")', requests for the layer blob from pull to hello:"
 cat "$T/figures" >&2
 [ "${gets[opt-true]}" -lt "${gets[plain-true]}" ] ||
-  fail "with landmark prefetch, optimized ${gets[opt-true]} >= plain ${gets[plain-true]} requests"
+  ls_fail "with landmark prefetch, optimized ${gets[opt-true]} >= plain ${gets[plain-true]} requests"
 [ "${gets[opt-false]}" -le "${gets[plain-false]}" ] ||
-  fail "without prefetch, optimized ${gets[opt-false]} > plain ${gets[plain-false]} requests"
+  ls_fail "without prefetch, optimized ${gets[opt-false]} > plain ${gets[plain-false]} requests"
 
 # ---- 3. bad input ------------------------------------------------------------------------------
 rc=0
 "$LAZYSNAP" image optimize -q --plain-http "$R/python:src" "$R/python:bad" -- no-such-command \
   2>"$T/err" || rc=$?
 [ "$rc" = 1 ] && grep -q "opened no file of the image" "$T/err" ||
-  fail "missing workload command: exit $rc, $(cat "$T/err")"
+  ls_fail "missing workload command: exit $rc, $(cat "$T/err")"
 ! skopeo inspect --tls-verify=false --raw "docker://$R/python:bad" >/dev/null 2>&1 ||
-  fail "a failed optimize tagged python:bad"
+  ls_fail "a failed optimize tagged python:bad"
 mkdir "$T/tmp"
 "$LAZYSNAP" image optimize --print-files --timeout 3 --temp-dir "$T/tmp" --plain-http "$R/python:src" \
   "$R/python:timeout" -- python3 -c 'import json; print("up", flush=True); import time; time.sleep(60)' \
-  >"$T/timeout.txt" 2>"$T/err" || fail "--timeout run failed: $(cat "$T/err")"
-grep -q "killed at --timeout" "$T/err" || fail "no timeout reported: $(cat "$T/err")"
-grep -q 'json/__pycache__/__init__' "$T/timeout.txt" || fail "json not recorded before the kill"
+  >"$T/timeout.txt" 2>"$T/err" || ls_fail "--timeout run failed: $(cat "$T/err")"
+grep -q "killed at --timeout" "$T/err" || ls_fail "no timeout reported: $(cat "$T/err")"
+grep -q 'json/__pycache__/__init__' "$T/timeout.txt" || ls_fail "json not recorded before the kill"
 start=$EPOCHREALTIME
 "$LAZYSNAP" image optimize --print-files --wait-for "up 42" --env LZ_X=42 --timeout 120 \
   --plain-http "$R/python:src" "$R/python:waitfor" \
   -- python3 -c 'import os; print("up", os.environ["LZ_X"], flush=True); import time; time.sleep(60); import json' \
-  >"$T/waitfor.txt" 2>"$T/err" || fail "--wait-for run failed: $(cat "$T/err")"
-grep -q "stopped at --wait-for" "$T/err" || fail "--wait-for not reported: $(cat "$T/err")"
-! grep -q 'json/' "$T/waitfor.txt" || fail "recorded after --wait-for"
+  >"$T/waitfor.txt" 2>"$T/err" || ls_fail "--wait-for run failed: $(cat "$T/err")"
+grep -q "stopped at --wait-for" "$T/err" || ls_fail "--wait-for not reported: $(cat "$T/err")"
+! grep -q 'json/' "$T/waitfor.txt" || ls_fail "recorded after --wait-for"
 "$LAZYSNAP" image optimize --plain-http "$R/python:plain" "$R/python:reopt" -- python3 -c pass \
-  >/dev/null 2>"$T/err" || fail "optimize of an eStargz image: $(cat "$T/err")"
-grep -q "already seekable and was kept" "$T/err" || fail "no warning for kept layers: $(cat "$T/err")"
+  >/dev/null 2>"$T/err" || ls_fail "optimize of an eStargz image: $(cat "$T/err")"
+grep -q "already seekable and was kept" "$T/err" || ls_fail "no warning for kept layers: $(cat "$T/err")"
 ls_log "ok: bad workload refused; --timeout, --wait-for and --env; kept layers warned about"
-[ -z "$(ls -A "$T/tmp")" ] || fail "left in --temp-dir: $(ls -A "$T/tmp")"
+[ -z "$(ls -A "$T/tmp")" ] || ls_fail "left in --temp-dir: $(ls -A "$T/tmp")"

@@ -21,19 +21,16 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 ls_test_result image_pull
-[ "$(id -u)" = 0 ] || ls_die "needs root (containerd, FUSE, overlay)"
-for tool in containerd ctr runc skopeo docker-registry jq curl; do
-  command -v "$tool" >/dev/null || ls_die "$tool is not installed"
-done
+ls_require_root "containerd, FUSE, overlay"
+ls_require_tools containerd ctr runc skopeo docker-registry jq curl
 
 ls_build lazysnap lazysnapd || ls_die "build failed"
 LAZYSNAP=$(ls_tool lazysnap)
-LAZYSNAPD=$LS_BUILD/cmd/lazysnapd/lazysnapd
 IMAGE=$(ls_python_image)
 
 ls_tmpdir pull
 T=$LS_TMP
-fail() { ls_log "FAIL: $*"; tail -20 "$T/lazysnapd.log" >&2 || true; exit 1; }
+ls_watch_log "$T/lazysnapd.log" 20
 
 # ---- daemons -----------------------------------------------------------------------------------
 # docker-registry reads REGISTRY_* overrides of its config from the environment: the access
@@ -42,19 +39,8 @@ export REGISTRY_LOG_ACCESSLOG_DISABLED=false
 ls_start_registry "$T/reg"
 unset REGISTRY_LOG_ACCESSLOG_DISABLED
 REG=$LS_REGISTRY
-mkdir -p "$T/certs.d"
-cat >"$T/lazysnapd.toml" <<EOF
-root = "$T/lz"
-address = "$T/lz.sock"
-log_level = "info"
-[registry]
-config_path = "$T/certs.d"
-EOF
-"$LAZYSNAPD" --config "$T/lazysnapd.toml" >>"$T/lazysnapd.log" 2>&1 &
-LZD_PID=$!
-ls_on_exit "ls_kill $LZD_PID"
-ls_wait_for 60 grep -q "lazysnapd serving on" "$T/lazysnapd.log" || fail "lazysnapd did not start"
-ls_start_containerd "$T/c" "$T/lz.sock"
+ls_start_lazysnapd "$T"
+ls_start_containerd "$T/c" "$LS_LAZYSNAPD_SOCK"
 SOCK=$LS_CTR_SOCK
 
 pull() { # NAMESPACE REF [ARGS...]: lazysnap image pull into containerd
@@ -66,12 +52,12 @@ run_hello() { # NAMESPACE REF ID [CTR RUN ARGS...]: asserts "hello"
   local ns=$1 ref=$2 id=$3 out
   shift 3
   out=$(ctr -a "$SOCK" -n "$ns" run --rm "$@" "$ref" "$id" python3 -c 'print("hello")' 2>&1) ||
-    fail "ctr run $ref: $out"
-  [ "$out" = hello ] || fail "ctr run $ref printed: $out"
+    ls_fail "ctr run $ref: $out"
+  [ "$out" = hello ] || ls_fail "ctr run $ref printed: $out"
   ls_log "ok: $ref printed hello ($ns)"
 }
 no_leases() { # NAMESPACE
-  [ -z "$(ctr -a "$SOCK" -n "$1" leases ls -q)" ] || fail "leases left in $1: $(ctr -a "$SOCK" -n "$1" leases ls)"
+  [ -z "$(ctr -a "$SOCK" -n "$1" leases ls -q)" ] || ls_fail "leases left in $1: $(ctr -a "$SOCK" -n "$1" leases ls)"
 }
 # Bytes the registry sent for blob DIGEST (GET and ranged GET answers), from its access log.
 bytes_sent() {
@@ -84,9 +70,9 @@ ls_log "pushing the python images and converting them registry to registry"
 skopeo copy -q --dest-tls-verify=false "oci:$IMAGE:python" "docker://$REG/src:latest"
 skopeo copy -q --dest-tls-verify=false "oci:$IMAGE:python-special" "docker://$REG/src:special"
 start=$EPOCHREALTIME
-"$LAZYSNAP" image convert -q --plain-http "$REG/src:latest" "$REG/python:esgz" || fail "convert"
+"$LAZYSNAP" image convert -q --plain-http "$REG/src:latest" "$REG/python:esgz" || ls_fail "convert"
 "$LAZYSNAP" image convert -q --plain-http "$REG/src:special" "$REG/python:esgz-special" ||
-  fail "convert special"
+  ls_fail "convert special"
 ls_log "converted in $(ls_elapsed "$start") s"
 manifest=$(skopeo inspect --raw --tls-verify=false "docker://$REG/python:esgz")
 layer=$(jq -r '.layers[0].digest' <<<"$manifest")
@@ -95,49 +81,49 @@ sent_before=$(bytes_sent "$layer")  # the conversion's own upload checks read no
 
 # ---- 1. lazy pull of the eStargz image ----------------------------------------------------------
 start=$EPOCHREALTIME
-pull test "$REG/python:esgz" --json >"$T/pull.json" || fail "pull esgz"
+pull test "$REG/python:esgz" --json >"$T/pull.json" || ls_fail "pull esgz"
 ls_log "lazysnap image pull: $(ls_elapsed "$start") s"
 jq -e '.layers | length == 1 and all(.outcome == "remote")' "$T/pull.json" >/dev/null ||
-  fail "layers not remote: $(cat "$T/pull.json")"
+  ls_fail "layers not remote: $(cat "$T/pull.json")"
 jq -e --arg n "$REG/python:esgz" '.name == $n and .snapshotter == "lazysnap"' "$T/pull.json" \
-  >/dev/null || fail "pull.json: $(cat "$T/pull.json")"
-ctr -a "$SOCK" -n test images ls -q | grep -qxF "$REG/python:esgz" || fail "no image record"
-! ctr -a "$SOCK" -n test content ls -q | grep -qxF "$layer" || fail "the layer blob was downloaded"
+  >/dev/null || ls_fail "pull.json: $(cat "$T/pull.json")"
+ctr -a "$SOCK" -n test images ls -q | grep -qxF "$REG/python:esgz" || ls_fail "no image record"
+! ctr -a "$SOCK" -n test content ls -q | grep -qxF "$layer" || ls_fail "the layer blob was downloaded"
 no_leases test
 chain=$(jq -r '.layers[-1].chainID' "$T/pull.json")
 ctr -a "$SOCK" -n test snapshots --snapshotter lazysnap info "$chain" | grep -qF "$chain" ||
-  fail "no committed snapshot $chain"
+  ls_fail "no committed snapshot $chain"
 start=$EPOCHREALTIME
 run_hello test "$REG/python:esgz" pull-esgz --snapshotter lazysnap
 ls_log "run: $(ls_elapsed "$start") s"
 sent=$(($(bytes_sent "$layer") - sent_before))
 ls_log "registry sent $sent of $layer_size layer bytes for the pull and the run"
 [ "$sent" -gt 0 ] && [ $((sent * 4)) -lt "$layer_size" ] ||
-  fail "registry sent $sent of $layer_size layer bytes (none, or more than a quarter)"
+  ls_fail "registry sent $sent of $layer_size layer bytes (none, or more than a quarter)"
 # Pulling again finds everything present.
-pull test "$REG/python:esgz" --json >"$T/again.json" || fail "pull again"
+pull test "$REG/python:esgz" --json >"$T/again.json" || ls_fail "pull again"
 jq -e 'all(.layers[]; .outcome == "present")' "$T/again.json" >/dev/null ||
-  fail "second pull: $(cat "$T/again.json")"
+  ls_fail "second pull: $(cat "$T/again.json")"
 
 # ---- 2. two layers, the base shared ----------------------------------------------------------------
-pull test "$REG/python:esgz-special" --json >"$T/special.json" || fail "pull esgz-special"
+pull test "$REG/python:esgz-special" --json >"$T/special.json" || ls_fail "pull esgz-special"
 jq -e '[.layers[].outcome] == ["present", "remote"]' "$T/special.json" >/dev/null ||
-  fail "esgz-special: $(cat "$T/special.json")"
+  ls_fail "esgz-special: $(cat "$T/special.json")"
 run_hello test "$REG/python:esgz-special" pull-special --snapshotter lazysnap
 ctr -a "$SOCK" -n test run --rm --snapshotter lazysnap "$REG/python:esgz-special" pull-ls \
-  ls / >"$T/ls.txt" 2>&1 || fail "ls in esgz-special: $(cat "$T/ls.txt")"
+  ls / >"$T/ls.txt" 2>&1 || ls_fail "ls in esgz-special: $(cat "$T/ls.txt")"
 
 # ---- 3. gzip: not seekable, fetched and applied ---------------------------------------------------
-pull gz "$REG/src:special" --json >"$T/gzip.json" || fail "pull gzip"
+pull gz "$REG/src:special" --json >"$T/gzip.json" || ls_fail "pull gzip"
 jq -e '[.layers[].outcome] == ["applied", "applied"]' "$T/gzip.json" >/dev/null ||
-  fail "gzip: $(cat "$T/gzip.json")"
+  ls_fail "gzip: $(cat "$T/gzip.json")"
 ctr -a "$SOCK" -n gz content ls -q | grep -qxF "$(jq -r '.layers[0].digest' "$T/gzip.json")" ||
-  fail "the applied layer is not in the content store"
+  ls_fail "the applied layer is not in the content store"
 no_leases gz
 run_hello gz "$REG/src:special" pull-gzip --snapshotter lazysnap
 
 # ---- 4. the converted image with containerd's own pull and overlayfs -------------------------------
-ctr -a "$SOCK" -n ovl image pull --plain-http "$REG/python:esgz" >/dev/null || fail "ctr image pull"
+ctr -a "$SOCK" -n ovl image pull --plain-http "$REG/python:esgz" >/dev/null || ls_fail "ctr image pull"
 run_hello ovl "$REG/python:esgz" pull-ovl
 
 # ---- 5. bad input --------------------------------------------------------------------------------
@@ -145,8 +131,8 @@ expect_fail() { # STATUS PATTERN ARGS...: lazysnap image pull fails so
   local want=$1 pattern=$2 rc=0
   shift 2
   "$LAZYSNAP" image pull -a "$SOCK" -n bad --timeout 5 "$@" >"$T/out" 2>"$T/err" || rc=$?
-  [ "$rc" = "$want" ] || fail "pull $*: exit $rc (want $want): $(cat "$T/err")"
-  grep -qiE "$pattern" "$T/err" || fail "pull $*: unclear error: $(cat "$T/err")"
+  [ "$rc" = "$want" ] || ls_fail "pull $*: exit $rc (want $want): $(cat "$T/err")"
+  grep -qiE "$pattern" "$T/err" || ls_fail "pull $*: unclear error: $(cat "$T/err")"
   ls_log "ok: pull $* -> $rc: $(head -1 "$T/err")"
 }
 expect_fail 1 "not found|unknown" --plain-http "$REG/python:nope"
@@ -157,7 +143,7 @@ expect_fail 2 "not an image reference" "Bad//Ref"
 rc=0
 "$LAZYSNAP" image pull -a "$T/none.sock" "$REG/python:esgz" 2>"$T/err" || rc=$?
 [ "$rc" = 1 ] && grep -qF "cannot connect to containerd at $T/none.sock (no socket there)" "$T/err" ||
-  fail "no containerd: exit $rc: $(cat "$T/err")"
-[ -z "$(ctr -a "$SOCK" -n bad images ls -q)" ] || fail "image records left by failed pulls"
+  ls_fail "no containerd: exit $rc: $(cat "$T/err")"
+[ -z "$(ctr -a "$SOCK" -n bad images ls -q)" ] || ls_fail "image records left by failed pulls"
 no_leases bad
 ls_log "ok: bad input refused, nothing left in containerd"

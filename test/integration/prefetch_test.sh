@@ -15,65 +15,36 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 ls_test_result prefetch
-[ "$(id -u)" = 0 ] || ls_die "needs root (containerd, FUSE, overlay)"
-for tool in containerd ctr ctr-remote runc skopeo docker-registry jq; do
-  command -v "$tool" >/dev/null || ls_die "$tool is not installed"
-done
+ls_require_root "containerd, FUSE, overlay"
+ls_require_tools containerd ctr ctr-remote runc skopeo docker-registry jq
 
 ls_build lazysnap lazysnapd || ls_die "build failed"
 LAZYSNAP=$(ls_tool lazysnap)
-LAZYSNAPD=$LS_BUILD/cmd/lazysnapd/lazysnapd
 IMAGE=$(ls_python_image)
 MAX_PREFETCH_REQUESTS=${MAX_PREFETCH_REQUESTS:-40}
 
 ls_tmpdir pf
 T=$LS_TMP
-LOGS=()
-fail() {
-  local l
-  ls_log "FAIL: $*"
-  for l in "${LOGS[@]}"; do
-    echo "---- $l" >&2
-    tail -25 "$l" >&2 || true
-  done
-  exit 1
-}
 
 ls_start_registry "$T/reg"
 REG=$LS_REGISTRY
 REF=$REG/python:esgz
-"$LAZYSNAP" image convert --oci-layout "$IMAGE:python" "$T/esgz:lz" >/dev/null
-skopeo copy -q --dest-tls-verify=false "oci:$T/esgz:lz" "docker://$REF"
-MANIFEST=sha256:$(skopeo inspect --raw --tls-verify=false "docker://$REF" | sha256sum | cut -d' ' -f1)
+ls_push_esgz_python "$T/esgz" "$REF"
+MANIFEST=$LS_MANIFEST
 ls_log "image $REF: manifest $MANIFEST"
 
 # start_node NAME: lazysnapd with root $T/NAME/lz (quiet period 2 s), then its containerd.
 # Sets LZD_PID, CTRD_PID, CTR, NODE_SOCK.
 start_node() {
   local d=$T/$1
-  mkdir -p "$d/certs.d"
-  cat >"$d/lazysnapd.toml" <<EOF
-root = "$d/lz"
-address = "$d/lz.sock"
-log_level = "info"
-[registry]
-config_path = "$d/certs.d"
-[prefetch]
+  ls_start_lazysnapd "$d" '[prefetch]
 record = true
 quiet_period = "2s"
 record_window = "60s"
 replay = true
-registry_lookup = false
-EOF
-  "$LAZYSNAPD" --config "$d/lazysnapd.toml" >"$d/lazysnapd.log" 2>&1 &
-  LZD_PID=$!
-  ls_on_exit "ls_kill $LZD_PID"
-  LOGS+=("$d/lazysnapd.log")
-  ls_wait_for 60 eval "grep -q 'lazysnapd serving on' '$d/lazysnapd.log' || ! kill -0 $LZD_PID" ||
-    fail "lazysnapd $1 did not start"
-  kill -0 "$LZD_PID" 2>/dev/null || fail "lazysnapd $1 exited"
-  ! grep -F "unknown key" "$d/lazysnapd.log" >&2 || fail "lazysnapd $1: unknown config key"
-  ls_start_containerd "$d/c" "$d/lz.sock"
+registry_lookup = false'
+  LZD_PID=$LS_LAZYSNAPD_PID
+  ls_start_containerd "$d/c" "$LS_LAZYSNAPD_SOCK"
   CTRD_PID=$LS_CONTAINERD_PID
   CTR=$LS_CTR
   NODE_SOCK=$LS_CTR_SOCK
@@ -83,10 +54,10 @@ EOF
 run_node() {
   local out start=$EPOCHREALTIME
   ctr-remote -a "$NODE_SOCK" -n test image rpull --plain-http --snapshotter lazysnap "$REF" \
-    >/dev/null || fail "rpull on $1"
+    >/dev/null || ls_fail "rpull on $1"
   out=$($CTR run --rm --snapshotter lazysnap "$REF" "pf-$1" python3 -c 'print("hello")' 2>&1) ||
-    fail "run on $1: $out"
-  [ "$out" = hello ] || fail "run on $1 printed: $out"
+    ls_fail "run on $1: $out"
+  [ "$out" = hello ] || ls_fail "run on $1 printed: $out"
   ls_log "node $1: pull and run to hello in $(ls_elapsed "$start") s"
 }
 
@@ -96,7 +67,7 @@ totals() {
   n=$(grep -c "prefetch totals:" "$log" || true)
   kill -USR1 "$LZD_PID"
   ls_wait_for 10 eval "[ \$(grep -c 'prefetch totals:' '$log') -gt $n ]" ||
-    fail "no prefetch totals logged"
+    ls_fail "no prefetch totals logged"
   grep "prefetch totals:" "$log" | tail -1 | sed -E 's/.*prefetch totals: //'
 }
 
@@ -104,14 +75,14 @@ totals() {
 start_node A
 run_node A
 ls_wait_for 30 grep -qF "trace of $MANIFEST recorded" "$T/A/lazysnapd.log" ||
-  fail "no trace recorded for $MANIFEST"
+  ls_fail "no trace recorded for $MANIFEST"
 grep -F "trace of $MANIFEST recorded" "$T/A/lazysnapd.log" | tail -1 | sed 's/^/    /' >&2
 TRACE=$T/A/lz/traces/${MANIFEST#sha256:}.json
-[ -f "$TRACE" ] || fail "no trace file $TRACE"
+[ -f "$TRACE" ] || ls_fail "no trace file $TRACE"
 [ "$(jq -r .mediaType "$TRACE")" = application/vnd.lazysnap.trace.v1+json ] ||
-  fail "trace media type: $(jq -r .mediaType "$TRACE")"
+  ls_fail "trace media type: $(jq -r .mediaType "$TRACE")"
 recorded=$(jq '[.layers[].chunks | length] | add' "$TRACE")
-[ "$recorded" -gt 10 ] || fail "the trace lists $recorded chunks"
+[ "$recorded" -gt 10 ] || ls_fail "the trace lists $recorded chunks"
 eval "$(totals A)"
 A_REQUESTS=$ondemand_requests
 ls_log "ok: first run recorded $recorded chunks; it read $ondemand_chunks chunks on demand in" \
@@ -126,17 +97,17 @@ cp "$TRACE" "$T/B/lz/traces/"
 # ---- 3. second cold start replays it ---------------------------------------------------------------
 start_node B
 run_node B
-grep -qF "replaying" "$T/B/lazysnapd.log" || fail "node B did not replay the trace"
-! grep -qF "recording the access trace" "$T/B/lazysnapd.log" || fail "node B recorded again"
+grep -qF "replaying" "$T/B/lazysnapd.log" || ls_fail "node B did not replay the trace"
+! grep -qF "recording the access trace" "$T/B/lazysnapd.log" || ls_fail "node B recorded again"
 eval "$(totals B)"
 ls_log "node B: prefetched $prefetched_chunks chunks ($prefetch_bytes bytes) in $prefetch_requests" \
   "requests; read: $prefetched_chunks_read prefetched, $ondemand_chunks on demand" \
   "($ondemand_requests requests); $prefetched_bytes_unread prefetched bytes unread"
 read_total=$((prefetched_chunks_read + ondemand_chunks))
-[ "$read_total" -gt 0 ] || fail "no chunk read on node B"
+[ "$read_total" -gt 0 ] || ls_fail "no chunk read on node B"
 [ $((prefetched_chunks_read * 100)) -ge $((read_total * 90)) ] ||
-  fail "only $prefetched_chunks_read of $read_total chunks read were prefetched (< 90%)"
+  ls_fail "only $prefetched_chunks_read of $read_total chunks read were prefetched (< 90%)"
 [ "$prefetch_requests" -gt 0 ] && [ "$prefetch_requests" -le "$MAX_PREFETCH_REQUESTS" ] ||
-  fail "$prefetch_requests prefetch requests (want 1..$MAX_PREFETCH_REQUESTS)"
+  ls_fail "$prefetch_requests prefetch requests (want 1..$MAX_PREFETCH_REQUESTS)"
 ls_log "ok: $((prefetched_chunks_read * 100 / read_total))% of the chunks read were prefetched," \
   "in $prefetch_requests requests (the first run's on-demand reads: $A_REQUESTS requests)"

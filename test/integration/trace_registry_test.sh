@@ -17,65 +17,33 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 ls_test_result trace_registry
-[ "$(id -u)" = 0 ] || ls_die "needs root (containerd, FUSE, overlay)"
-for tool in containerd ctr ctr-remote runc skopeo docker-registry jq; do
-  command -v "$tool" >/dev/null || ls_die "$tool is not installed"
-done
+ls_require_root "containerd, FUSE, overlay"
+ls_require_tools containerd ctr ctr-remote runc skopeo docker-registry jq
 
 ls_build lazysnap lazysnapd || ls_die "build failed"
 LAZYSNAP=$(ls_tool lazysnap)
-LAZYSNAPD=$LS_BUILD/cmd/lazysnapd/lazysnapd
 IMAGE=$(ls_python_image)
 TRACE_TYPE=application/vnd.lazysnap.trace.v1+json
 
 ls_tmpdir trreg
 T=$LS_TMP
-LOGS=()
-fail() {
-  local l
-  ls_log "FAIL: $*"
-  for l in "${LOGS[@]}"; do
-    echo "---- $l" >&2
-    tail -25 "$l" >&2 || true
-  done
-  exit 1
-}
 
 ls_start_registry "$T/reg"
 REG=$LS_REGISTRY
 REF=$REG/python:esgz
-"$LAZYSNAP" image convert --oci-layout "$IMAGE:python" "$T/esgz:lz" >/dev/null
-skopeo copy -q --dest-tls-verify=false "oci:$T/esgz:lz" "docker://$REF"
-MANIFEST=sha256:$(skopeo inspect --raw --tls-verify=false "docker://$REF" | sha256sum | cut -d' ' -f1)
+ls_push_esgz_python "$T/esgz" "$REF"
+MANIFEST=$LS_MANIFEST
 LAYER=$(skopeo inspect --raw --tls-verify=false "docker://$REF" | jq -r '.layers[0].digest')
 ls_log "image $REF: manifest $MANIFEST, layer $LAYER"
 
 # start_node NAME PREFETCH_TOML: lazysnapd with root $T/NAME/lz and [prefetch] PREFETCH_TOML,
 # then a containerd using it. Sets PID_<NAME> and CTR_<NAME>.
 start_node() {
-  local name=$1 prefetch=$2 d=$T/$1 pid
-  mkdir -p "$d/certs.d"
-  cat >"$d/lazysnapd.toml" <<EOF
-root = "$d/lz"
-address = "$d/lz.sock"
-log_level = "info"
-[registry]
-config_path = "$d/certs.d"
-[prefetch]
-$prefetch
-EOF
-  "$LAZYSNAPD" --config "$d/lazysnapd.toml" >"$d/lazysnapd.log" 2>&1 &
-  pid=$!
-  ls_on_exit "ls_kill $pid"
-  LOGS+=("$d/lazysnapd.log")
-  ls_wait_for 60 eval "grep -q 'lazysnapd serving on' '$d/lazysnapd.log' || ! kill -0 $pid" ||
-    fail "lazysnapd $name did not start"
-  kill -0 "$pid" 2>/dev/null || fail "lazysnapd $name exited"
-  if grep -F "unknown key" "$d/lazysnapd.log" | grep -F prefetch >&2; then
-    fail "lazysnapd $name does not know a [prefetch] key"
-  fi
-  ls_start_containerd "$d/c" "$d/lz.sock"
-  printf -v "PID_$name" %s "$pid"
+  local name=$1 prefetch=$2 d=$T/$1
+  ls_start_lazysnapd "$d" "[prefetch]
+$prefetch"
+  ls_start_containerd "$d/c" "$LS_LAZYSNAPD_SOCK"
+  printf -v "PID_$name" %s "$LS_LAZYSNAPD_PID"
   printf -v "CTR_$name" %s "$LS_CTR"
 }
 
@@ -84,10 +52,10 @@ run_node() {
   local name=$1 ctr out start=$EPOCHREALTIME
   ctr=CTR_$name
   ctr-remote -a "$T/$name/c/containerd.sock" -n test image rpull --plain-http \
-    --snapshotter lazysnap "$REF" >/dev/null || fail "rpull on $name"
+    --snapshotter lazysnap "$REF" >/dev/null || ls_fail "rpull on $name"
   out=$(${!ctr} run --rm --snapshotter lazysnap "$REF" "tr-$name" python3 -c 'print("hello")' 2>&1) ||
-    fail "run on $name: $out"
-  [ "$out" = hello ] || fail "run on $name printed: $out"
+    ls_fail "run on $name: $out"
+  [ "$out" = hello ] || ls_fail "run on $name printed: $out"
   ls_log "node $name: pull and run to hello in $(ls_elapsed "$start") s"
 }
 
@@ -111,61 +79,61 @@ registry_lookup = false'
 run_node A
 stop_lazysnapd A
 "$LAZYSNAP" trace list --root "$T/A/lz" -q | grep -qxF "$MANIFEST" ||
-  fail "node A stored no trace of $MANIFEST: $("$LAZYSNAP" trace list --root "$T/A/lz")"
+  ls_fail "node A stored no trace of $MANIFEST: $("$LAZYSNAP" trace list --root "$T/A/lz")"
 "$LAZYSNAP" trace show "$MANIFEST" --root "$T/A/lz" --json >"$T/trace-A.json"
 chunks=$(jq '[.layers[].chunks | length] | add' "$T/trace-A.json")
-[ "$chunks" -gt 0 ] || fail "node A's trace lists no chunks"
+[ "$chunks" -gt 0 ] || ls_fail "node A's trace lists no chunks"
 ls_log "node A recorded $chunks chunks"
 
 rc=0
 "$LAZYSNAP" trace push --plain-http "$REF" --root "$T/B/lz" 2>"$T/err" || rc=$?
-[ "$rc" = 1 ] && grep -qF "no trace of" "$T/err" || fail "push without a trace: exit $rc, $(cat "$T/err")"
+[ "$rc" = 1 ] && grep -qF "no trace of" "$T/err" || ls_fail "push without a trace: exit $rc, $(cat "$T/err")"
 rc=0
 "$LAZYSNAP" trace push --plain-http --root "$T/A/lz" 2>/dev/null || rc=$?
-[ "$rc" = 2 ] || fail "push without IMAGE_REF: exit $rc"
+[ "$rc" = 2 ] || ls_fail "push without IMAGE_REF: exit $rc"
 rc=0
 "$LAZYSNAP" trace pull --plain-http "$REF" --root "$T/C/lz" 2>"$T/err" || rc=$?
-[ "$rc" = 1 ] && grep -qF "no trace of" "$T/err" || fail "pull before push: exit $rc, $(cat "$T/err")"
+[ "$rc" = 1 ] && grep -qF "no trace of" "$T/err" || ls_fail "pull before push: exit $rc, $(cat "$T/err")"
 
 "$LAZYSNAP" trace push --plain-http "$REF" --root "$T/A/lz" --json >"$T/push.json" ||
-  fail "trace push"
+  ls_fail "trace push"
 ARTIFACT=$(jq -r .artifact "$T/push.json")
 skopeo inspect --raw --tls-verify=false "docker://$REG/python:sha256-${MANIFEST#sha256:}" >"$T/referrers.json" ||
-  fail "no referrers tag after the push"
+  ls_fail "no referrers tag after the push"
 [ "$(jq -r '.mediaType' "$T/referrers.json")" = application/vnd.oci.image.index.v1+json ] &&
   [ "$(jq -r '.manifests | length' "$T/referrers.json")" = 1 ] &&
   [ "$(jq -r '.manifests[0].digest' "$T/referrers.json")" = "$ARTIFACT" ] &&
   [ "$(jq -r '.manifests[0].artifactType' "$T/referrers.json")" = "$TRACE_TYPE" ] ||
-  fail "referrers index: $(cat "$T/referrers.json")"
+  ls_fail "referrers index: $(cat "$T/referrers.json")"
 skopeo inspect --raw --tls-verify=false "docker://$REG/python@$ARTIFACT" >"$T/artifact.json"
 [ "$(jq -r .subject.digest "$T/artifact.json")" = "$MANIFEST" ] &&
   [ "$(jq -r .artifactType "$T/artifact.json")" = "$TRACE_TYPE" ] &&
   [ "$(jq -r .config.mediaType "$T/artifact.json")" = application/vnd.oci.empty.v1+json ] ||
-  fail "artifact manifest: $(cat "$T/artifact.json")"
+  ls_fail "artifact manifest: $(cat "$T/artifact.json")"
 ls_log "ok: trace pushed as $ARTIFACT (referrers tag sha256-${MANIFEST#sha256:})"
 
 # ---- B: automatic registry lookup ----------------------------------------------------------------
 start_node B 'record = false
 registry_lookup = true'
 run_node B
-grep -qF "found in $REG/python" "$T/B/lazysnapd.log" || fail "node B did not find the trace"
+grep -qF "found in $REG/python" "$T/B/lazysnapd.log" || ls_fail "node B did not find the trace"
 stop_lazysnapd B
 "$LAZYSNAP" trace show "$MANIFEST" --root "$T/B/lz" --json | cmp -s - "$T/trace-A.json" ||
-  fail "node B's stored trace differs from A's"
-read -r bytes used < <(prefetched B) || fail "node B: no prefetch figures logged"
-[ "$bytes" -gt 0 ] && [ "$used" -gt 0 ] || fail "node B: $bytes bytes prefetched, $used prefetched chunks read"
+  ls_fail "node B's stored trace differs from A's"
+read -r bytes used < <(prefetched B) || ls_fail "node B: no prefetch figures logged"
+[ "$bytes" -gt 0 ] && [ "$used" -gt 0 ] || ls_fail "node B: $bytes bytes prefetched, $used prefetched chunks read"
 ls_log "ok: node B found the trace in the registry and prefetched $bytes bytes ($used prefetched chunks read)"
 
 # ---- C: lazysnap trace pull --------------------------------------------------------------------
-"$LAZYSNAP" trace pull --plain-http "$REF" --root "$T/C/lz" >"$T/pull.txt" || fail "trace pull"
-grep -qF "$MANIFEST" "$T/pull.txt" || fail "trace pull printed: $(cat "$T/pull.txt")"
+"$LAZYSNAP" trace pull --plain-http "$REF" --root "$T/C/lz" >"$T/pull.txt" || ls_fail "trace pull"
+grep -qF "$MANIFEST" "$T/pull.txt" || ls_fail "trace pull printed: $(cat "$T/pull.txt")"
 "$LAZYSNAP" trace show "$MANIFEST" --root "$T/C/lz" --json | cmp -s - "$T/trace-A.json" ||
-  fail "the pulled trace differs from A's"
+  ls_fail "the pulled trace differs from A's"
 start_node C 'record = false
 registry_lookup = false'
 run_node C
 stop_lazysnapd C
-! grep -qF "found in $REG" "$T/C/lazysnapd.log" || fail "node C looked the trace up"
-read -r bytes used < <(prefetched C) || fail "node C: no prefetch figures logged"
-[ "$bytes" -gt 0 ] && [ "$used" -gt 0 ] || fail "node C: $bytes bytes prefetched, $used prefetched chunks read"
+! grep -qF "found in $REG" "$T/C/lazysnapd.log" || ls_fail "node C looked the trace up"
+read -r bytes used < <(prefetched C) || ls_fail "node C: no prefetch figures logged"
+[ "$bytes" -gt 0 ] && [ "$used" -gt 0 ] || ls_fail "node C: $bytes bytes prefetched, $used prefetched chunks read"
 ls_log "ok: node C pulled the trace with lazysnap trace pull and prefetched $bytes bytes ($used prefetched chunks read)"
