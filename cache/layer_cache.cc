@@ -25,6 +25,8 @@ struct LayerCache::Group {
 struct LayerCache::Flight {
   bool done = false;
   absl::Status status;
+  bool prefetch = false;  // a FetchPriority::kPrefetch request
+  uint64_t bytes = 0;     // its blob bytes
 };
 
 LayerCache::LayerCache(std::string dir, absl::Span<const Chunk> chunks,
@@ -185,9 +187,14 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted, FetchPr
   {
     absl::MutexLock lock(&mu_);
     std::vector<uint32_t> claim;
+    // An on-demand read does not wait on a large prefetch request (it may take seconds on a
+    // slow link): it fetches the chunk itself (the flight it replaces still finishes).
+    auto overtakes = [&](const std::shared_ptr<Flight>& f) {
+      return !prefetch && f != nullptr && f->prefetch && f->bytes > options_.max_prefetch_wait_bytes;
+    };
     auto try_claim = [&](uint32_t c) {
       if (present_[c]) return false;
-      if (auto it = in_flight_.find(c); it != in_flight_.end()) {
+      if (auto it = in_flight_.find(c); it != in_flight_.end() && !overtakes(it->second)) {
         // A null flight is a claim of this very call (a sibling claimed earlier).
         if (it->second != nullptr) theirs.emplace_back(c, it->second);
         return false;
@@ -201,7 +208,8 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted, FetchPr
         counters_.hits++;
         continue;
       }
-      if (auto it = in_flight_.find(c); it != in_flight_.end() && it->second != nullptr) {
+      if (auto it = in_flight_.find(c);
+          it != in_flight_.end() && it->second != nullptr && !overtakes(it->second)) {
         counters_.waits++;
       }
       if (!try_claim(c)) continue;
@@ -211,7 +219,10 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted, FetchPr
           blob_order_.begin(), blob_order_.end(), off,
           [this](uint32_t x, uint64_t o) { return chunks_[x].compressed_offset < o; });
       for (auto it = lo; it != blob_order_.end() && chunks_[*it].compressed_offset == off; ++it) {
-        if (*it != c && !present_[*it] && !in_flight_.count(*it)) try_claim(*it);
+        if (*it != c && !present_[*it]) {
+          auto f = in_flight_.find(*it);
+          if (f == in_flight_.end() || overtakes(f->second)) try_claim(*it);
+        }
       }
     }
     std::sort(claim.begin(), claim.end(), [this](uint32_t a, uint32_t b) {
@@ -234,6 +245,10 @@ absl::Status LayerCache::FetchAndWait(absl::Span<const uint32_t> sorted, FetchPr
       mine.back().end = std::max(mine.back().end, end);
       mine.back().chunks.push_back(c);
       in_flight_[c] = mine.back().flight;
+    }
+    for (Group& g : mine) {
+      g.flight->prefetch = prefetch;
+      g.flight->bytes = g.end - g.begin;
     }
     if (prefetch) {
       // A prefetch keeps what its bridged gaps hold too: missing chunks lying wholly inside a
@@ -339,6 +354,10 @@ void LayerCache::FinishGroup(const Group& g, const std::vector<uint32_t>& writte
                              const absl::Status& status) {
   absl::MutexLock lock(&mu_);
   for (uint32_t c : written) {
+    if (present_[c]) {  // an on-demand read overtook this prefetch (or the reverse)
+      counters_.chunks_fetched--;
+      continue;
+    }
     present_[c] = true;
     present_chunks_++;
     present_bytes_ += chunks_[c].size;
@@ -352,7 +371,12 @@ void LayerCache::FinishGroup(const Group& g, const std::vector<uint32_t>& writte
   }
   if (g.prefetch && !written.empty()) any_prefetched_.store(true, std::memory_order_release);
   if (present_chunks_ == chunks_.size()) complete_ = true;
-  for (uint32_t c : g.chunks) in_flight_.erase(c);
+  for (uint32_t c : g.chunks) {
+    // Not a flight that overtook this one (it erases its own entries).
+    if (auto it = in_flight_.find(c); it != in_flight_.end() && it->second == g.flight) {
+      in_flight_.erase(it);
+    }
+  }
   g.flight->status = status;
   g.flight->done = true;
   changed_.SignalAll();

@@ -42,7 +42,9 @@ namespace lazysnap {
 // at a time, at most max_prefetch_fetches such requests per layer run at once, and a prefetch
 // request does not start while an on-demand fetch of the layer is running, so background work
 // never crowds out on-demand reads. An on-demand read of a chunk a prefetch request is
-// fetching waits on that request instead of fetching the chunk again.
+// fetching waits on that request instead of fetching the chunk again if the request is small
+// (at most max_prefetch_wait_bytes); behind a larger one (up to max_request_bytes: seconds on a
+// slow link) it fetches the chunk itself, and whichever write lands first is kept.
 enum class FetchPriority { kOnDemand, kPrefetch };
 
 // How a prefetch coalesces chunks into requests (EnsureChunks' third argument).
@@ -56,6 +58,9 @@ struct LayerCacheOptions {
   uint64_t max_gap_bytes = 32ull << 10;     // unused blob bytes worth fetching to coalesce
   uint64_t sync_batch_bytes = 64ull << 20;  // 0: fdatasync + persist bits after every request
   int max_prefetch_fetches = 2;
+  // An on-demand read waits on a prefetch request holding its chunk only if that request is
+  // at most this many blob bytes; otherwise it fetches the chunk with its own request.
+  uint64_t max_prefetch_wait_bytes = 1ull << 20;
 };
 
 // Counters since open; a snapshot.

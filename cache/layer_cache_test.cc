@@ -342,6 +342,40 @@ TEST_F(LayerCacheTest, OnDemandReadsDoNotWaitBehindPrefetch) {
   EXPECT_EQ(source_->requests().size(), 2u);
 }
 
+TEST_F(LayerCacheTest, AReadOvertakesALargePrefetchRequestHoldingItsChunk) {
+  // Chunk 0 of file 0 sits in a prefetch request larger than max_prefetch_wait_bytes that
+  // stalls: the read fetches it itself instead of waiting; the prefetch's late write of the
+  // same chunk is not counted twice.
+  Use(MakeTestLayer({4 * 4096}, 4096));
+  absl::Notification prefetch_started, release_prefetch;
+  source_->set_hook([&](uint64_t, absl::Span<char> buf) {
+    if (buf.size() > 4096 && !prefetch_started.HasBeenNotified()) {  // the prefetch request
+      prefetch_started.Notify();
+      release_prefetch.WaitForNotification();
+    }
+    return absl::OkStatus();
+  });
+  LayerCacheOptions o;
+  o.max_prefetch_wait_bytes = 4096;
+  auto cache = MustOpen(o);
+  std::thread prefetch([&] {
+    std::vector<uint32_t> c = {0, 1, 2, 3};
+    EXPECT_TRUE(cache->EnsureChunks(c, FetchPriority::kPrefetch).ok());
+  });
+  prefetch_started.WaitForNotification();
+  ExpectRead(*cache, 0, 0, 4096);  // would hang if it waited on the prefetch request
+  release_prefetch.Notify();
+  prefetch.join();
+  ExpectRead(*cache, 0, 0, 4 * 4096);
+  EXPECT_EQ(source_->requests().size(), 2u);
+  LayerCacheStats s = cache->stats();
+  EXPECT_EQ(s.present_chunks, 4u);
+  EXPECT_EQ(s.chunks_fetched, 4u);
+  EXPECT_EQ(s.prefetch_chunks, 3u);
+  EXPECT_EQ(s.ondemand_chunks(), 1u);
+  EXPECT_TRUE(cache->Complete());
+}
+
 TEST_F(LayerCacheTest, CrashBeforeTheBitIsPersistedMeansRefetch) {
   Use(MakeTestLayer({20000}, 4096));
   // A child process fetches (data written, bits not yet persisted) and dies without cleanup.
