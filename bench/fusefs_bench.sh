@@ -12,7 +12,8 @@
 # Needs root and /dev/fuse. Drops the page cache (echo 3 > /proc/sys/vm/drop_caches) between
 # runs. $LAZYSNAP_BUILD_DIR: the build to use. $REPEAT: runs per figure, default 5; the best
 # (smallest) time is printed, the figure least disturbed by other work on the machine.
-# $ONLY=memory: only the memory figures (no timing runs, no page cache drops).
+# $ONLY=memory: only the memory figures (no timing runs, no page cache drops); $ONLY=seqread:
+# only the sequential read.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 [ "$(id -u)" = 0 ] || ls_die "needs root"
@@ -35,7 +36,7 @@ PID=
 ls_on_exit '[ -z "$PID" ] || kill "$PID" 2>/dev/null; sleep 0.5; umount -l "$MNT" 2>/dev/null || true'
 
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f", b - a }'; }
 mount_blob() {  # CACHE_DIR [BLOB]
   "$LAZYSNAP" mount --blob "${2:-$BLOB}" --cache-dir "$1" "$MNT" >"$T/mount.log" 2>&1 &
   PID=$!
@@ -43,7 +44,7 @@ mount_blob() {  # CACHE_DIR [BLOB]
 }
 unmount_blob() { kill -TERM "$PID"; wait "$PID" || true; PID=; }
 rss_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$PID/status"; }  # FIELD
-# the best time (seconds) of running "$@" REPEAT times, each after `$PREP`.
+# the best time (seconds, $TIMED_FMT) of running "$@" REPEAT times, each after `$PREP`.
 timed() {
   local prep=$1 i s
   shift
@@ -53,7 +54,7 @@ timed() {
     "$@" >/dev/null 2>&1
     since "$s"
     echo
-  done | sort -n | head -1 | awk '{ printf "%.3f", $1 }'
+  done | sort -n | head -1 | awk -v f="${TIMED_FMT:-%.3f}" '{ printf f, $1 }'
 }
 row() { printf '%-58s %10s %10s\n' "$@"; }
 
@@ -83,6 +84,7 @@ cold_python() {  # fresh cache and mount each run
     unmount_blob
   done | sort -n | head -1 | awk '{ printf "%.3f", $1 }'
 }
+if [ "$ONLY" = all ]; then
 COLD=$(cold_python)
 row "python3 -c pass, cold (chunks from the blob), s" "$COLD" "$(timed drop chroot "$T/ext" "${PY[@]}")"
 mount_blob "$T/cache"
@@ -90,14 +92,18 @@ row "python3 -c pass, chunks cached, page cache dropped, s" "$(timed drop chroot
   "$(timed drop chroot "$T/ext" "${PY[@]}")"
 row "python3 -c pass, page cache warm, s" "$(timed : chroot "$MNT" "${PY[@]}")" \
   "$(timed : chroot "$T/ext" "${PY[@]}")"
+else
+  mount_blob "$T/cache"
+fi
 
 # ---- sequential read --------------------------------------------------------------------------
 cat "$MNT/$BIG" >/dev/null  # all its chunks into the cache
-FT=$(timed drop cat "$MNT/$BIG")
-DT=$(timed drop cat "$T/ext/$BIG")
+FT=$(TIMED_FMT=%.6f timed drop cat "$MNT/$BIG")  # ~10 ms: milliseconds would quantize it
+DT=$(TIMED_FMT=%.6f timed drop cat "$T/ext/$BIG")
 mbps() { awk -v b="$BIGSIZE" -v t="$1" 'BEGIN { printf "%.0f", b / t / 1e6 }'; }
 row "sequential read of $BIG, chunks cached, page cache dropped, MB/s" "$(mbps "$FT")" "$(mbps "$DT")"
 unmount_blob
+[ "$ONLY" = seqread ] && exit 0
 
 # ---- stat walk ----------------------------------------------------------------------------------
 fresh_walk() {

@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <vector>
@@ -55,6 +56,28 @@ absl::Status AbortConnection(dev_t dev) {
   return s;
 }
 
+// The largest read size, at most `max_read`, whose replies libfuse can splice. libfuse
+// splices a reply from the cache file only through a pipe of the reply plus two pages
+// (header, slack) and otherwise falls back to pread + write: a second copy of every byte in
+// the daemon (~10 % more of its CPU on a sequential read; docs/fusefs.md). Growing a pipe past
+// /proc/sys/fs/pipe-max-size (1 MiB by default; the kernel rounds pipe sizes up to a power
+// of two) needs CAP_SYS_RESOURCE in the initial user namespace, which containers lack: there
+// 1 MiB requests are never spliced. So: halve the size until such a pipe can be had, as
+// libfuse will try, down to the kernel's own default of 128 KiB.
+uint32_t SpliceableReadSize(uint32_t max_read) {
+  constexpr uint32_t kFloor = 128 << 10;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  int p[2];
+  if (page <= 0 || ::pipe2(p, O_CLOEXEC) != 0) return max_read;
+  uint32_t size = max_read;
+  while (size > kFloor && ::fcntl(p[0], F_SETPIPE_SZ, static_cast<long>(size) + 2 * page) < 0) {
+    size = std::max(kFloor, size / 2);
+  }
+  ::close(p[0]);
+  ::close(p[1]);
+  return size;
+}
+
 }  // namespace
 
 LayerFs::LayerFs(std::shared_ptr<const SeekableLayer> layer, std::shared_ptr<LayerCache> cache,
@@ -81,10 +104,17 @@ absl::StatusOr<std::unique_ptr<LayerFs>> LayerFs::Mount(std::shared_ptr<const Se
   if (!S_ISDIR(st.st_mode)) {
     return absl::InvalidArgumentError(StrCat("mountpoint ", resolved, " is not a directory"));
   }
-  std::unique_ptr<LayerFs> fs(new LayerFs(std::move(layer), std::move(cache), resolved, options));
+  LayerFsOptions effective = options;
+  effective.max_read_bytes = SpliceableReadSize(options.max_read_bytes);
+  if (effective.max_read_bytes != options.max_read_bytes) {
+    LZ_LOG(kInfo, "fusefs: reads of at most ", effective.max_read_bytes, " bytes, not ",
+           options.max_read_bytes, ": larger replies would not fit a splice pipe");
+  }
+  std::unique_ptr<LayerFs> fs(
+      new LayerFs(std::move(layer), std::move(cache), resolved, effective));
 
   std::string opts = StrCat("ro,subtype=lazysnap,fsname=", OptionValue(options.fsname),
-                            ",max_read=", options.max_read_bytes);
+                            ",max_read=", effective.max_read_bytes);
   if (options.allow_other) opts += ",allow_other";
   if (options.default_permissions) opts += ",default_permissions";
   std::vector<std::string> argv_strings = {"lazysnap", "-o", opts};

@@ -43,7 +43,9 @@ struct LayerFsOptions {
   int max_idle_threads = 4;
   bool allow_other = true;
   bool default_permissions = true;             // the kernel checks modes and owners
-  uint32_t max_read_bytes = 1u << 20;          // largest read request (and max_write)
+  // Largest read request (and max_write); Mount() halves it while libfuse could not splice
+  // replies that large (pipe size limit: 512 KiB in containers; layer_fs.cc).
+  uint32_t max_read_bytes = 1u << 20;
   uint32_t read_ahead_kb = 1024;               // the mount's bdi readahead (kernel: 128); 0 keeps it
   std::string fsname = "lazysnap";             // shown in /proc/mounts (e.g. the layer digest)
   OpaqueXattr opaque_xattr = OpaqueXattr::kTrusted;
