@@ -105,6 +105,9 @@ uint64_t PrefetchScheduler::Submit(PrefetchJob spec) {
 }
 
 void PrefetchScheduler::Cancel(uint64_t id) {
+  // Declared before the lock: the cache and index are released (maybe destroyed) unlocked.
+  std::shared_ptr<LayerCache> cache;
+  std::shared_ptr<const void> keep_alive;
   absl::MutexLock lock(&mu_);
   auto it = std::find_if(jobs_.begin(), jobs_.end(), [id](const auto& j) { return j->id == id; });
   if (it == jobs_.end()) return;
@@ -116,6 +119,12 @@ void PrefetchScheduler::Cancel(uint64_t id) {
                     background_.end());
   changed_.SignalAll();
   while (job->running > 0) changed_.Wait(&mu_);
+  // A worker that ran the job's last batch may still hold the Job for a moment after it said
+  // so: take the references out of the Job itself, so none is left once Cancel returns. No
+  // worker reads them any more (no batch of the job is queued or running; a cancelled job's
+  // end is not logged).
+  cache = std::move(job->spec.cache);
+  keep_alive = std::move(job->spec.keep_alive);
   jobs_.erase(std::remove(jobs_.begin(), jobs_.end(), job), jobs_.end());
   changed_.SignalAll();
 }
