@@ -112,6 +112,10 @@ TEST(BlobTailTest, ServerIgnoringRangesAndRedirects) {
   ASSERT_EQ(t.requests.size(), 2u);
   EXPECT_EQ(t.requests[1].url, "https://storage.test/blob?sig=1");
   EXPECT_EQ(RangeOf(t.requests[1]), "bytes=-100");
+  // A whole blob much larger than the tail is refused by the transport (max_body) rather
+  // than downloaded: the caller reads the blob with range requests instead.
+  EXPECT_EQ(t.requests[0].max_body, 100u + (64u << 10));
+  EXPECT_EQ(t.requests[1].max_body, 100u + (64u << 10));
 }
 
 TEST(BlobTailTest, AnswersThatAreNotTheTailAreErrors) {

@@ -218,6 +218,9 @@ absl::StatusOr<RegistryClient::BlobTail> RegistryClient::ReadBlobTail(const Refe
         req.url = ApiUrl(eps[i], ref.domain, ref.repository, StrCat("blobs/", digest.ToString()));
         req.timeout = timeout;
         req.AddHeader("Range", StrCat("bytes=-", max_bytes));
+        // A server ignoring the range answers with the whole blob: accept that only for a
+        // small blob (the caller falls back to HEAD + range reads on FailedPrecondition).
+        req.max_body = static_cast<size_t>(max_bytes) + (size_t{64} << 10);
         ASSIGN_OR_RETURN(HttpResponse resp,
                          session_.Send(eps[i], {RepositoryScope(ref.repository, false)}, req));
         if (resp.status >= 300 && resp.status < 400) {
@@ -226,6 +229,7 @@ absl::StatusOr<RegistryClient::BlobTail> RegistryClient::ReadBlobTail(const Refe
           next.url = ResolveLocation(eps[i].Root(), resp.Header("location"));
           next.headers.clear();
           next.AddHeader("Range", StrCat("bytes=-", max_bytes));
+          next.max_body = req.max_body;
           ASSIGN_OR_RETURN(resp, session_.SendPlain(next));
         }
         RETURN_IF_ERROR(HttpStatusToStatus(resp, StrCat("blob ", digest.ToString())));

@@ -72,7 +72,9 @@ class RegistryClient {
   absl::StatusOr<uint64_t> BlobSize(const Reference& ref, const Sha256& digest);
   // The last `max_bytes` (or fewer) bytes of a blob and its size, in one round trip (a
   // suffix range request "bytes=-N", no HEAD): where eStargz and zstd:chunked keep their
-  // footer and index. Not digest-checked (the caller verifies what it uses).
+  // footer and index. Not digest-checked (the caller verifies what it uses). A server that
+  // ignores the range and sends a blob larger than max_bytes + 64 KiB, or answers it wrongly,
+  // gives FailedPrecondition or DataLoss: read the blob with OpenBlob instead.
   struct BlobTail {
     uint64_t size = 0;  // of the whole blob
     std::string bytes;  // its last bytes.size() bytes

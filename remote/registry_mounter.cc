@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 
 #include "base/errors.h"
@@ -182,11 +183,24 @@ absl::StatusOr<std::shared_ptr<const SeekableLayer>> RegistryLayerMounter::OpenI
     }
     // One round trip for the size and the blob's tail (footer, and the TOC when it fits),
     // a second only for the part of the TOC before the tail.
-    ASSIGN_OR_RETURN(registry::RegistryClient::BlobTail tail,
-                     mount_client_->ReadBlobTail(*spec.ref, spec.digest, options_.tail_bytes));
+    // A server that does not answer suffix ranges right: HEAD + range reads, as without it.
+    absl::StatusOr<registry::RegistryClient::BlobTail> read_tail =
+        mount_client_->ReadBlobTail(*spec.ref, spec.digest, options_.tail_bytes);
+    registry::RegistryClient::BlobTail tail;
+    std::optional<uint64_t> blob_size;
+    if (read_tail.ok()) {
+      tail = *std::move(read_tail);
+      blob_size = tail.size;
+    } else if (absl::IsFailedPrecondition(read_tail.status()) ||
+               absl::IsDataLoss(read_tail.status())) {
+      LZ_LOG(kWarning, "layer ", spec.digest.ToString(), ": reading the blob's tail: ",
+             read_tail.status().ToString(), "; reading the footer and TOC with range requests");
+    } else {
+      return read_tail.status();
+    }
     const uint64_t tail_bytes = tail.bytes.size();
     ASSIGN_OR_RETURN(std::unique_ptr<registry::RegistryBlobSource> blob,
-                     mount_client_->OpenBlob(*spec.ref, spec.digest, tail.size));
+                     mount_client_->OpenBlob(*spec.ref, spec.digest, blob_size));
     TailedBlobSource tailed(blob.get(), std::move(tail.bytes));
     OpenOptions open;
     // The layer's annotations arrive as labels under the same keys (stargz/toc.digest).
