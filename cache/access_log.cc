@@ -30,11 +30,15 @@ void AccessLog::Record(uint32_t first, uint32_t end) {
     if (word.load(std::memory_order_relaxed) & bit) continue;  // the common, hot case
     if (stopped_.load(std::memory_order_acquire)) return;
     absl::Time now = absl::Now();
-    if (now >= deadline_) return;
+    if (now >= deadline_) {
+      stopped_.store(true, std::memory_order_release);
+      return;
+    }
     if (word.fetch_or(bit, std::memory_order_relaxed) & bit) continue;  // another reader won
     uint32_t slot = next_.fetch_add(1, std::memory_order_relaxed);
-    if (slot >= capacity_) {
+    if (slot >= capacity_) {  // full: later first reads return at the stopped_ check
       next_.store(capacity_, std::memory_order_relaxed);
+      stopped_.store(true, std::memory_order_release);
       return;
     }
     int64_t millis = absl::ToInt64Milliseconds(now - start_);

@@ -180,8 +180,8 @@ class LayerCache {
   const std::shared_ptr<ChunkDecoder> decoder_;
   const LayerCacheOptions options_;
   // data_offset() of every kDataBaseStride-th chunk (the others add the sizes in between:
-  // 0.5 bytes a chunk, not 8); immutable after Init.
-  static constexpr uint32_t kDataBaseStride = 16;
+  // 2 bytes a chunk, not 8; a read walks at most 3 chunk sizes); immutable after Init.
+  static constexpr uint32_t kDataBaseStride = 4;
   std::vector<uint64_t> data_base_;
   std::vector<uint32_t> blob_order_;   // non-trivial chunks by (compressed_offset, index)
   uint64_t total_bytes_ = 0;

@@ -52,7 +52,7 @@ class LayerCacheTest : public ::testing::Test {
   std::shared_ptr<RecordingBlobSource> source_;
 };
 
-// Data offsets are the chunks' prefix sums (kept as every 16th plus the sizes in between), and
+// Data offsets are the chunks' prefix sums (kept as every 4th plus the sizes in between), and
 // a file read through them across many chunks is exact.
 TEST_F(LayerCacheTest, DataOffsetsArePrefixSumsAcrossManyChunks) {
   Use(MakeTestLayer({1000, 37 * 100 + 1, 0, 5, 3 * 100}, 100));
