@@ -5,16 +5,14 @@
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "remote/labels.h"
+#include "snapshotter/remote_layer.h"
 
 namespace lazysnap::containerd {
 namespace {
 
-constexpr char kSnapshotRefLabel[] = "containerd.io/snapshot.ref";
+// The labels lazysnapd reads (remote/labels.h, snapshotter/remote_layer.h), written here.
 constexpr char kSnapshotLabelPrefix[] = "containerd.io/snapshot/";
-constexpr char kCriImageRef[] = "containerd.io/snapshot/cri.image-ref";
-constexpr char kCriLayerDigest[] = "containerd.io/snapshot/cri.layer-digest";
-constexpr char kCriManifestDigest[] = "containerd.io/snapshot/cri.manifest-digest";
-constexpr char kCriImageLayers[] = "containerd.io/snapshot/cri.image-layers";
 constexpr char kUncompressedLabel[] = "containerd.io/uncompressed";
 constexpr size_t kMaxLabelSize = 4096;  // containerd's limit on len(key) + len(value)
 
@@ -224,20 +222,20 @@ Labels LayerLabels(const Manifest& manifest, const Sha256& manifest_digest, size
     std::string key = k.rfind(kSnapshotLabelPrefix, 0) == 0 ? k : StrCat(kSnapshotLabelPrefix, k);
     if (key.size() + v.size() <= kMaxLabelSize) labels[key] = v;
   }
-  labels[kSnapshotRefLabel] = chain_id;
-  labels[kCriImageRef] = image_ref;
-  labels[kCriLayerDigest] = manifest.layers[index].digest.ToString();
-  labels[kCriManifestDigest] = manifest_digest.ToString();
+  labels[kTargetSnapshotLabel] = chain_id;
+  labels[kCriImageRefLabel] = image_ref;
+  labels[kCriLayerDigestLabel] = manifest.layers[index].digest.ToString();
+  labels[kCriManifestDigestLabel] = manifest_digest.ToString();
   // As containerd's CRI plugin: this and the following layers, as many as fit in a label.
   std::string layers;
   for (size_t i = index; i < manifest.layers.size(); ++i) {
     std::string next = StrCat(layers.empty() ? "" : ",", manifest.layers[i].digest.ToString());
-    if (std::string_view(kCriImageLayers).size() + layers.size() + next.size() > kMaxLabelSize) {
+    if (std::string_view(kCriImageLayersLabel).size() + layers.size() + next.size() > kMaxLabelSize) {
       break;
     }
     layers += next;
   }
-  labels[kCriImageLayers] = layers;
+  labels[kCriImageLayersLabel] = layers;
   return labels;
 }
 
