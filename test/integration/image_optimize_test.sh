@@ -125,8 +125,10 @@ ls_log "cold start of python3 -c 'print(\"hello\")', requests for the layer blob
 cat "$T/figures" >&2
 [ "${gets[opt-true]}" -lt "${gets[plain-true]}" ] ||
   ls_fail "with landmark prefetch, optimized ${gets[opt-true]} >= plain ${gets[plain-true]} requests"
-[ "${gets[opt-false]}" -le "${gets[plain-false]}" ] ||
-  ls_fail "without prefetch, optimized ${gets[opt-false]} > plain ${gets[plain-false]} requests"
+# Without prefetch the layout should cost nothing: the same files read on demand, give or take
+# a request as files sit elsewhere in the blob and reads split at other chunk boundaries (10%).
+[ "${gets[opt-false]}" -le $((gets[plain-false] + gets[plain-false] / 10)) ] ||
+  ls_fail "without prefetch, optimized ${gets[opt-false]} > plain ${gets[plain-false]} requests + 10%"
 
 # ---- 3. bad input ------------------------------------------------------------------------------
 rc=0
