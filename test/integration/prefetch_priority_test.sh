@@ -31,7 +31,6 @@ done
 
 ls_build lazysnap lazysnapd lazysnap-shaper || ls_die "build failed"
 LAZYSNAP=$(ls_tool lazysnap)
-LAZYSNAPD=$LS_BUILD/cmd/lazysnapd/lazysnapd
 IMAGE=$(ls_python_image)
 RATE=${RATE:-20mbit}
 RTT=${RTT:-20ms}
@@ -44,21 +43,10 @@ READ_FILES=(/var/cache/debconf/templates.dat /var/cache/debconf/templates.dat-ol
 
 ls_tmpdir pfp
 T=$LS_TMP
-LOGS=()
-fail() {
-  local l
-  ls_log "FAIL: $*"
-  for l in "${LOGS[@]}"; do
-    echo "---- $l" >&2
-    tail -25 "$l" >&2 || true
-  done
-  exit 1
-}
-
 # The expected sha256 of each file, from the original (gzip) layer of the image.
 LAYER=$(ls_oci_blob "$IMAGE" "$(ls_oci_layers "$IMAGE" python | head -1 | cut -d' ' -f1)")
 mkdir -p "$T/orig"
-tar -xzf "$LAYER" -C "$T/orig" "${READ_FILES[@]#/}" || fail "files missing from the image layer"
+tar -xzf "$LAYER" -C "$T/orig" "${READ_FILES[@]#/}" || ls_fail "files missing from the image layer"
 WANT=$(cd "$T/orig" && sha256sum "${READ_FILES[@]#/}" | sed 's|  |  /|')
 
 ls_start_registry "$T/reg"
@@ -79,29 +67,14 @@ ls_log "image $REF (layer: $BLOB_SIZE bytes), link $RATE per connection, rtt $RT
 # Sets LZD_PID, CTR, NODE_SOCK, LZD_LOG.
 start_node() {
   local d=$T/$1
-  mkdir -p "$d/certs.d"
-  cat >"$d/lazysnapd.toml" <<EOF
-root = "$d/lz"
-address = "$d/lz.sock"
-log_level = "info"
-[registry]
-config_path = "$d/certs.d"
-[prefetch]
+  ls_start_lazysnapd "$d" "[prefetch]
 record = false
 replay = false
 landmark = false
 registry_lookup = false
-$2
-EOF
+$2"
   LZD_LOG=$d/lazysnapd.log
-  "$LAZYSNAPD" --config "$d/lazysnapd.toml" >"$LZD_LOG" 2>&1 &
-  LZD_PID=$!
-  ls_on_exit "ls_kill $LZD_PID"
-  LOGS+=("$LZD_LOG")
-  ls_wait_for 60 eval "grep -q 'lazysnapd serving on' '$LZD_LOG' || ! kill -0 $LZD_PID" ||
-    fail "lazysnapd $1 did not start"
-  kill -0 "$LZD_PID" 2>/dev/null || fail "lazysnapd $1 exited"
-  ! grep -F "unknown key" "$LZD_LOG" >&2 || fail "lazysnapd $1: unknown config key"
+  LZD_PID=$LS_LAZYSNAPD_PID
   ls_start_containerd "$d/c" "$d/lz.sock"
   CTR=$LS_CTR
   NODE_SOCK=$LS_CTR_SOCK
@@ -112,22 +85,22 @@ EOF
 run_node() {
   local out
   ctr-remote -a "$NODE_SOCK" -n test image rpull --plain-http --snapshotter lazysnap "$REF" \
-    >/dev/null || fail "rpull on $1"
+    >/dev/null || ls_fail "rpull on $1"
   out=$($CTR run --rm --snapshotter lazysnap "$REF" "pfp-$1-warm" \
-    sh -c 'date +%s%N; sha256sum /etc/hostname' 2>&1) || fail "warm-up run on $1: $out"
+    sh -c 'date +%s%N; sha256sum /etc/hostname' 2>&1) || ls_fail "warm-up run on $1: $out"
   fetched_before=$(ondemand_figures)
   # shellcheck disable=SC2016
   out=$($CTR run --rm --snapshotter lazysnap "$REF" "pfp-$1" sh -c \
     't0=$(date +%s%N); s=$(sha256sum "$@"); t1=$(date +%s%N); echo "T $t0 $t1"; echo "$s"' \
-    sh "${READ_FILES[@]}" 2>&1) || fail "timed run on $1: $out"
-  read -r _ T0 T1 <<<"$(grep '^T ' <<<"$out")" || fail "run on $1 printed: $out"
+    sh "${READ_FILES[@]}" 2>&1) || ls_fail "timed run on $1: $out"
+  read -r _ T0 T1 <<<"$(grep '^T ' <<<"$out")" || ls_fail "run on $1 printed: $out"
   GOT=$(grep -v '^T ' <<<"$out")
   READ_S=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
   read -r req0 bytes0 <<<"$fetched_before"
   read -r req1 bytes1 <<<"$(ondemand_figures)"
   READ_REQUESTS=$((req1 - req0))
   READ_BYTES=$((bytes1 - bytes0))
-  [ "$GOT" = "$WANT" ] || fail "node $1 read wrong content:"$'\n'"$GOT"$'\nwant:\n'"$WANT"
+  [ "$GOT" = "$WANT" ] || ls_fail "node $1 read wrong content:"$'\n'"$GOT"$'\nwant:\n'"$WANT"
 }
 
 # layer_line: the layer's SIGUSR1 figures line (the one naming blob bytes fetched).
@@ -136,7 +109,7 @@ layer_line() {
   n=$(grep -c "prefetch totals:" "$LZD_LOG" || true)
   kill -USR1 "$LZD_PID"
   ls_wait_for 10 eval "[ \$(grep -c 'prefetch totals:' '$LZD_LOG') -gt $n ]" ||
-    fail "no prefetch totals logged"
+    ls_fail "no prefetch totals logged"
   grep "blob bytes fetched" "$LZD_LOG" | tail -1
 }
 
@@ -154,7 +127,7 @@ start_node A 'background_fetch = false'
 run_node A
 B_S=$READ_S
 line=$(layer_line)
-grep -qF "; prefetch: 0 bytes prefetched in 0 requests" <<<"$line" || fail "node A prefetched: $line"
+grep -qF "; prefetch: 0 bytes prefetched in 0 requests" <<<"$line" || ls_fail "node A prefetched: $line"
 ls_log "node A (no prefetch): the read took $B_S s; ${line#*: }"
 
 # ---- B. the same read during a background fetch of the whole layer ------------------------------
@@ -164,25 +137,25 @@ run_node B
 L_S=$READ_S
 line=$(layer_line) # right after the read
 done_line=$(grep -F "prefetch of " "$LZD_LOG" | grep -F " done in " || true)
-[ -z "$done_line" ] || fail "the prefetch finished before the read ended: $done_line"
+[ -z "$done_line" ] || ls_fail "the prefetch finished before the read ended: $done_line"
 cached=$(sed -E 's/.* chunks \(([0-9]+)\/([0-9]+) bytes\) cached.*/\1 \2/' <<<"$line")
 read -r have total <<<"$cached"
-[ -n "$total" ] && [ "$have" -lt "$total" ] || fail "layer fully cached after the read: $line"
+[ -n "$total" ] && [ "$have" -lt "$total" ] || ls_fail "layer fully cached after the read: $line"
 ls_log "node B (background fetch): the read took $L_S s; then $have of $total bytes cached;" \
   "${line#*; }"
 awk -v l="$L_S" -v b="$B_S" -v s="$SLACK" 'BEGIN { exit !(l <= b + s) }' ||
-  fail "the read took $L_S s during prefetch, $B_S s without (> +$SLACK s): delayed behind it"
+  ls_fail "the read took $L_S s during prefetch, $B_S s without (> +$SLACK s): delayed behind it"
 # What the link allows: its on-demand bytes at RATE plus one RTT per request (an upper bound:
 # requests taken one after another), x3 + 1 s for the processes and FUSE.
 bound=$(awk -v b="$READ_BYTES" -v n="$READ_REQUESTS" -v r="$RATE_BPS" -v t="$RTT_S" \
   'BEGIN { printf "%.2f", 3 * (b / r + n * t) + 1 }')
 ls_log "node B: the read fetched $READ_BYTES blob bytes in $READ_REQUESTS on-demand requests;" \
   "bound from the link: $bound s"
-[ "$READ_REQUESTS" -gt 0 ] || fail "the read fetched nothing on demand (were its files prefetched?)"
+[ "$READ_REQUESTS" -gt 0 ] || ls_fail "the read fetched nothing on demand (were its files prefetched?)"
 awk -v l="$L_S" -v b="$bound" 'BEGIN { exit !(l <= b) }' ||
-  fail "the read took $L_S s, over $bound s (its bytes at $RATE, one RTT a request, x3 + 1 s)"
+  ls_fail "the read took $L_S s, over $bound s (its bytes at $RATE, one RTT a request, x3 + 1 s)"
 
-ls_wait_for 150 grep -qF " done in " "$LZD_LOG" || fail "the prefetch did not finish"
+ls_wait_for 150 grep -qF " done in " "$LZD_LOG" || ls_fail "the prefetch did not finish"
 done_line=$(grep -F "prefetch of " "$LZD_LOG" | grep -F " done in " | tail -1)
 # The log's time stamp (UTC, ms) as epoch ns.
 done_ns=$(date -d "$(cut -d' ' -f1 <<<"$done_line")" +%s%N)
@@ -190,8 +163,8 @@ ahead=$(awk -v a="$T1" -v b="$done_ns" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 since=$(awk -v a="$T0" -v b="$done_ns" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 ls_log "prefetch: ${done_line#*prefetch of }; it ended $ahead s after the read did"
 awk -v l="$L_S" -v s="$since" 'BEGIN { exit !(s >= 3 * l) }' ||
-  fail "the prefetch ended $since s after the read started, less than 3 x the read's $L_S s"
+  ls_fail "the prefetch ended $since s after the read started, less than 3 x the read's $L_S s"
 line=$(layer_line)
-grep -qF "$total/$total bytes) cached" <<<"$line" || fail "layer not complete after prefetch: $line"
+grep -qF "$total/$total bytes) cached" <<<"$line" || ls_fail "layer not complete after prefetch: $line"
 ls_log "ok: read of ${#READ_FILES[@]} files at the layer's end: $L_S s during prefetch," \
   "$B_S s without; served $ahead s before the prefetch finished; content verified"
