@@ -1,6 +1,11 @@
 #include "registry/credentials.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +27,23 @@ std::string NormalizeCredentialHost(std::string_view key) {
     return "docker.io";
   }
   return std::string(h);
+}
+
+std::string DefaultDockerConfigPath() {
+  if (const char* d = std::getenv("DOCKER_CONFIG"); d != nullptr && *d != '\0') {
+    return StrCat(d, "/config.json");
+  }
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+    return StrCat(h, "/.docker/config.json");
+  }
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
+      pw.pw_dir != nullptr && *pw.pw_dir != '\0') {
+    return StrCat(pw.pw_dir, "/.docker/config.json");
+  }
+  return "";
 }
 
 absl::Status CredentialStore::AddDockerConfig(std::string_view json) {

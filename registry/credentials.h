@@ -48,6 +48,11 @@ class CredentialStore {
 // "https://index.docker.io/v1/" -> "docker.io", "http://h:5000/x" -> "h:5000".
 std::string NormalizeCredentialHost(std::string_view key);
 
+// The Docker config path docker and containerd's tools use: $DOCKER_CONFIG/config.json, else
+// $HOME/.docker/config.json, else the passwd home of the calling user (a service started
+// without HOME), else "". Reads the environment: not safe against concurrent setenv.
+std::string DefaultDockerConfigPath();
+
 }  // namespace lazysnap::registry
 
 #endif  // LAZYSNAP_REGISTRY_CREDENTIALS_H_

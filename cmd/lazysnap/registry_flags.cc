@@ -1,22 +1,11 @@
 #include "cmd/lazysnap/registry_flags.h"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "base/status_macros.h"
 #include "base/strings.h"
 
 namespace lazysnap::cli {
-
-std::string DefaultDockerConfig() {
-  if (const char* d = std::getenv("DOCKER_CONFIG"); d != nullptr && *d != '\0') {
-    return StrCat(d, "/config.json");
-  }
-  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
-    return StrCat(h, "/.docker/config.json");
-  }
-  return "";
-}
 
 void AddRegistryFlags(CLI::App& cmd, RegistryFlags* f, const std::string& timeout_name) {
   cmd.add_flag("--plain-http", f->plain_http,
@@ -43,7 +32,7 @@ absl::StatusOr<std::unique_ptr<RegistryConnection>> ConnectRegistry(const Regist
   options.retry.attempt_timeout = std::min(options.retry.attempt_timeout, options.retry.deadline);
   auto c = std::make_unique<RegistryConnection>();
   c->credentials = std::make_unique<registry::CredentialStore>();
-  std::string config = f.docker_config.empty() ? DefaultDockerConfig() : f.docker_config;
+  std::string config = f.docker_config.empty() ? registry::DefaultDockerConfigPath() : f.docker_config;
   if (!config.empty()) {
     absl::Status s = c->credentials->AddDockerConfigFile(config);
     if (!s.ok()) {

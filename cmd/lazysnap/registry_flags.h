@@ -31,10 +31,6 @@ struct RegistryFlags {
 void AddRegistryFlags(CLI::App& cmd, RegistryFlags* f,
                       const std::string& timeout_name = "--timeout");
 
-// The Docker config path used when --docker-config is not given ("" if neither $DOCKER_CONFIG
-// nor $HOME is set).
-std::string DefaultDockerConfig();
-
 // A registry client with what it needs, in destruction order. Not copyable; the client is
 // thread-safe.
 struct RegistryConnection {

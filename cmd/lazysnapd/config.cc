@@ -176,14 +176,6 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
   return c;
 }
 
-std::string DefaultDockerConfigPath() {
-  const char* dir = getenv("DOCKER_CONFIG");
-  if (dir != nullptr && *dir != '\0') return StrCat(dir, "/config.json");
-  const char* home = getenv("HOME");
-  if (home != nullptr && *home != '\0') return StrCat(home, "/.docker/config.json");
-  return "/root/.docker/config.json";
-}
-
 absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   auto c = ParseDaemonConfig(text);

@@ -22,7 +22,7 @@ struct DaemonConfig {
   std::string log_level = "info";                       // debug, info, warn, error
   std::string registry_config_path = "/etc/containerd/certs.d";  // [registry] config_path
   // [registry] docker_config: a Docker config.json whose `auths` give registry credentials.
-  // nullopt: DefaultDockerConfigPath(); "": none.
+  // nullopt: registry::DefaultDockerConfigPath(); "": none.
   std::optional<std::string> docker_config;
   // The config file's text when it has [registry.auths."HOST"] tables (validated by the
   // parse), for CredentialStore::AddLazysnapConfig; "" otherwise. Holds secrets: never log.
@@ -41,10 +41,6 @@ struct DaemonConfig {
 // Parses TOML text over the defaults. Wrong types, a bad log_level, a negative max_bytes
 // or a TOML syntax error are InvalidArgument naming the key or line.
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text);
-
-// The Docker config docker and containerd's tools use: $DOCKER_CONFIG/config.json, else
-// $HOME/.docker/config.json, else /root/.docker/config.json (a service started without HOME).
-std::string DefaultDockerConfigPath();
 
 // Reads and parses `path`. A missing file is NotFound.
 absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path);

@@ -71,7 +71,7 @@ TEST(DaemonConfigTest, MissingFileIsNotFound) {
 TEST(DaemonConfigTest, RegistryCredentials) {
   auto c = ParseDaemonConfig("");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_FALSE(c->docker_config.has_value());  // DefaultDockerConfigPath()
+  EXPECT_FALSE(c->docker_config.has_value());  // registry::DefaultDockerConfigPath()
   EXPECT_EQ(c->registry_auths_toml, "");
 
   const std::string text = R"(
@@ -107,21 +107,6 @@ TEST(DaemonConfigTest, MalformedCredentialsAreRefusedWithoutTheSecret) {
   EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
   c = ParseDaemonConfig("[registry]\ndocker_config = 3\n");
   EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
-}
-
-TEST(DaemonConfigTest, DefaultDockerConfigFollowsTheEnvironment) {
-  const char* old_dc = getenv("DOCKER_CONFIG");
-  const char* old_home = getenv("HOME");
-  std::string saved_dc = old_dc ? old_dc : "", saved_home = old_home ? old_home : "";
-  setenv("DOCKER_CONFIG", "/etc/docker-cfg", 1);
-  EXPECT_EQ(DefaultDockerConfigPath(), "/etc/docker-cfg/config.json");
-  unsetenv("DOCKER_CONFIG");
-  setenv("HOME", "/home/u", 1);
-  EXPECT_EQ(DefaultDockerConfigPath(), "/home/u/.docker/config.json");
-  unsetenv("HOME");
-  EXPECT_EQ(DefaultDockerConfigPath(), "/root/.docker/config.json");
-  if (old_dc) setenv("DOCKER_CONFIG", saved_dc.c_str(), 1);
-  if (old_home) setenv("HOME", saved_home.c_str(), 1);
 }
 
 TEST(DaemonConfigTest, PrefetchSection) {

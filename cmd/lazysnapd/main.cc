@@ -25,6 +25,7 @@
 #include "base/strings.h"
 #include "cmd/lazysnapd/config.h"
 #include "prefetch/registry_traces.h"
+#include "registry/credentials.h"
 #include "remote/registry_mounter.h"
 #include "snapshotter/grpc_service.h"
 #include "snapshotter/overlay_snapshotter.h"
@@ -91,7 +92,7 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
     options.cache_root = StrCat(config.root, "/cache");
     options.cache_max_bytes = config.cache_max_bytes;
     options.hosts_dir = config.registry_config_path;
-    options.docker_config = config.docker_config.value_or(DefaultDockerConfigPath());
+    options.docker_config = config.docker_config.value_or(registry::DefaultDockerConfigPath());
     options.auths_toml = config.registry_auths_toml;
     options.prefetch = config.prefetch;
     options.trace_root = config.root;
