@@ -161,8 +161,9 @@ absl::Status LayerCache::EnsureChunks(absl::Span<const uint32_t> chunks, FetchPr
     }
     {
       absl::MutexLock lock(&mu_);
-      while (prefetch_active_ >= std::max(1, options_.max_prefetch_fetches) ||
-             ondemand_active_ > 0) {
+      const int slots = shape.max_fetches > 0 ? shape.max_fetches : options_.max_prefetch_fetches;
+      while (prefetch_active_ >= std::max(1, slots) ||
+             (shape.yield_to_ondemand && ondemand_active_ > 0)) {
         changed_.Wait(&mu_);
       }
       prefetch_active_++;
@@ -521,6 +522,16 @@ std::shared_ptr<AccessLog> LayerCache::access_log() const {
 bool LayerCache::IsPresent(uint32_t chunk) const {
   absl::MutexLock lock(&mu_);
   return chunk < present_.size() && present_[chunk];
+}
+
+std::vector<uint32_t> LayerCache::Missing(absl::Span<const uint32_t> chunks) const {
+  std::vector<uint32_t> out;
+  if (complete_.load(std::memory_order_acquire)) return out;
+  absl::MutexLock lock(&mu_);
+  for (uint32_t c : chunks) {
+    if (c < present_.size() && !present_[c]) out.push_back(c);
+  }
+  return out;
 }
 
 bool LayerCache::Complete() const {

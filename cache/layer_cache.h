@@ -51,6 +51,13 @@ enum class FetchPriority { kOnDemand, kPrefetch };
 struct FetchShape {
   uint64_t max_gap_bytes = 0;      // unused blob bytes fetched to join two ranges
   uint64_t max_request_bytes = 0;  // cap on one request
+  // kPrefetch only: false lets the requests start while an on-demand fetch of the layer runs
+  // (a replayed trace's chunks are as urgent as the reads racing them); the per-layer limit on
+  // prefetch requests still holds.
+  bool yield_to_ondemand = true;
+  // kPrefetch only: prefetch requests of the layer running at once, at most (counting every
+  // caller's); 0: LayerCacheOptions::max_prefetch_fetches.
+  int max_fetches = 0;
 };
 
 struct LayerCacheOptions {
@@ -136,6 +143,9 @@ class LayerCache {
   std::vector<uint32_t> ChunksOfRange(const Entry& file, uint64_t offset, uint64_t length) const;
 
   bool IsPresent(uint32_t chunk) const;
+  // The chunks of `chunks` (indices; out-of-range ones skipped) that are missing, in their
+  // order: one lock for the lot (a prefetch batch asks before reserving bandwidth).
+  std::vector<uint32_t> Missing(absl::Span<const uint32_t> chunks) const;
   // True when every chunk is present.
   bool Complete() const;
   // Makes every written chunk durable and its bit persistent (fdatasync data, then bitmap).

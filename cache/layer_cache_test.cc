@@ -580,5 +580,42 @@ TEST_F(LayerCacheTest, PrefetchRequestsWaitWhileAnOnDemandFetchRuns) {
   EXPECT_TRUE(cache->Complete());
 }
 
+TEST_F(LayerCacheTest, APrefetchThatDoesNotYieldRunsBesideAnOnDemandFetch) {
+  Use(MakeTestLayer({4096, 4096}, 4096, /*gap=*/1 << 20));
+  absl::Notification ondemand_started, release_ondemand;
+  source_->set_hook([&](uint64_t offset, absl::Span<char>) {
+    if (offset == 0) {  // file 0: the on-demand read stalls
+      ondemand_started.Notify();
+      release_ondemand.WaitForNotification();
+    }
+    return absl::OkStatus();
+  });
+  auto cache = MustOpen();
+  std::thread reader([&] { ExpectRead(*cache, 0, 0, 4096); });
+  ondemand_started.WaitForNotification();
+  std::vector<uint32_t> c = {1};
+  FetchShape shape{0, 1 << 20};
+  shape.yield_to_ondemand = false;
+  // Completes while the on-demand fetch is still stalled.
+  EXPECT_TRUE(cache->EnsureChunks(c, FetchPriority::kPrefetch, shape).ok());
+  EXPECT_TRUE(cache->IsPresent(1));
+  EXPECT_FALSE(cache->IsPresent(0));
+  release_ondemand.Notify();
+  reader.join();
+  EXPECT_TRUE(cache->Complete());
+}
+
+TEST_F(LayerCacheTest, MissingListsTheChunksNotPresentInTheirOrder) {
+  Use(MakeTestLayer({4096, 4096, 4096, 4096}, 4096));
+  auto cache = MustOpen();
+  std::vector<uint32_t> one = {2};
+  ASSERT_TRUE(cache->EnsureChunks(one).ok());
+  std::vector<uint32_t> ask = {3, 2, 0, 99, 1};
+  EXPECT_EQ(cache->Missing(ask), (std::vector<uint32_t>{3, 0, 1}));
+  std::vector<uint32_t> all = {0, 1, 3};
+  ASSERT_TRUE(cache->EnsureChunks(all).ok());
+  EXPECT_TRUE(cache->Missing(ask).empty());
+}
+
 }  // namespace
 }  // namespace lazysnap
