@@ -13,9 +13,11 @@
 #include <toml++/toml.h>
 
 #include "absl/strings/escaping.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "base/stream.h"
 #include "base/strings.h"
+#include "registry/credentials_helper.h"
 
 namespace lazysnap::registry {
 
@@ -29,28 +31,10 @@ std::string NormalizeCredentialHost(std::string_view key) {
   return std::string(h);
 }
 
-std::string DefaultDockerConfigPath() {
-  if (const char* d = std::getenv("DOCKER_CONFIG"); d != nullptr && *d != '\0') {
-    return StrCat(d, "/config.json");
-  }
-  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
-    return StrCat(h, "/.docker/config.json");
-  }
-  struct passwd pw;
-  struct passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
-      pw.pw_dir != nullptr && *pw.pw_dir != '\0') {
-    return StrCat(pw.pw_dir, "/.docker/config.json");
-  }
-  return "";
-}
+namespace {
 
-absl::Status CredentialStore::AddDockerConfig(std::string_view json) {
-  nlohmann::json doc = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    return absl::InvalidArgumentError("docker config: not a JSON object");
-  }
+// The non-empty `auths` entries of a Docker config, by normalized host.
+absl::Status ParseDockerAuths(const nlohmann::json& doc, std::map<std::string, Credentials>* out) {
   auto auths = doc.find("auths");
   if (auths == doc.end()) return absl::OkStatus();
   if (!auths->is_object()) return absl::InvalidArgumentError("docker config: auths not an object");
@@ -80,8 +64,69 @@ absl::Status CredentialStore::AddDockerConfig(std::string_view json) {
       c.password = decoded.substr(colon + 1);
     }
     if (c.username.empty() && c.password.empty() && c.identity_token.empty()) continue;
-    by_host_[host] = std::move(c);
+    (*out)[host] = std::move(c);
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string DefaultDockerConfigPath() {
+  if (const char* d = std::getenv("DOCKER_CONFIG"); d != nullptr && *d != '\0') {
+    return StrCat(d, "/config.json");
+  }
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+    return StrCat(h, "/.docker/config.json");
+  }
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
+      pw.pw_dir != nullptr && *pw.pw_dir != '\0') {
+    return StrCat(pw.pw_dir, "/.docker/config.json");
+  }
+  return "";
+}
+
+CredentialStore::CredentialStore() : CredentialStore(CredentialHelperOptions()) {}
+
+CredentialStore::CredentialStore(const CredentialHelperOptions& helpers)
+    : helper_options_(std::make_unique<CredentialHelperOptions>(helpers)) {}
+
+CredentialStore::~CredentialStore() = default;
+
+absl::Status CredentialStore::AddDockerConfig(std::string_view json) {
+  nlohmann::json doc = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return absl::InvalidArgumentError("docker config: not a JSON object");
+  }
+  auto helper_name = [](const nlohmann::json& v,
+                        std::string_view what) -> absl::StatusOr<std::string> {
+    if (!v.is_string() || !ValidCredentialHelperName(v.get<std::string>())) {
+      return absl::InvalidArgumentError(StrCat("docker config: bad credential helper for ", what));
+    }
+    return v.get<std::string>();
+  };
+  std::string store;  // "credsStore": "" means none, as in docker
+  if (auto cs = doc.find("credsStore");
+      cs != doc.end() && !(cs->is_string() && cs->get<std::string>().empty())) {
+    ASSIGN_OR_RETURN(store, helper_name(*cs, "credsStore"));
+  }
+  std::map<std::string, std::string> helpers;
+  if (auto ch = doc.find("credHelpers"); ch != doc.end()) {
+    if (!ch->is_object()) {
+      return absl::InvalidArgumentError("docker config: credHelpers not an object");
+    }
+    for (auto it = ch->begin(); it != ch->end(); ++it) {
+      const std::string host = NormalizeCredentialHost(it.key());
+      ASSIGN_OR_RETURN(helpers[host], helper_name(it.value(), host));
+    }
+  }
+  std::map<std::string, Credentials> auths;
+  RETURN_IF_ERROR(ParseDockerAuths(doc, &auths));
+  for (auto& [host, c] : auths) by_host_[host] = Entry{std::move(c), ""};
+  for (auto& [host, helper] : helpers) by_host_[host] = Entry{{}, std::move(helper)};
+  if (!store.empty()) default_helper_ = std::move(store);
   return absl::OkStatus();
 }
 
@@ -135,19 +180,45 @@ absl::Status CredentialStore::AddLazysnapConfig(std::string_view toml_text) {
       c.username = decoded.substr(0, colon);
       c.password = decoded.substr(colon + 1);
     }
-    by_host_[host] = std::move(c);
+    by_host_[host] = Entry{std::move(c), ""};
   }
   return absl::OkStatus();
 }
 
 void CredentialStore::Add(std::string_view host, Credentials credentials) {
-  by_host_[NormalizeCredentialHost(host)] = std::move(credentials);
+  by_host_[NormalizeCredentialHost(host)] = Entry{std::move(credentials), ""};
 }
 
 std::optional<Credentials> CredentialStore::Lookup(std::string_view host) const {
-  auto it = by_host_.find(NormalizeCredentialHost(host));
-  if (it == by_host_.end()) return std::nullopt;
-  return it->second;
+  const std::string h = NormalizeCredentialHost(host);
+  auto it = by_host_.find(h);
+  if (it != by_host_.end() && it->second.helper.empty()) return it->second.credentials;
+  const std::string& helper = it != by_host_.end() ? it->second.helper : default_helper_;
+  if (helper.empty()) return std::nullopt;
+  return RunHelperCached(helper, h);
+}
+
+std::optional<Credentials> CredentialStore::RunHelperCached(const std::string& helper,
+                                                            const std::string& host) const {
+  absl::MutexLock l(&cache_mu_);
+  const std::string key = StrCat(helper, "\n", host);
+  const absl::Time now = absl::Now();
+  if (auto c = cache_.find(key); c != cache_.end() && c->second.expiry > now) {
+    return c->second.credentials;
+  }
+  // The server URL as docker passes it: Docker Hub under its legacy key, others by host.
+  const std::string url = host == "docker.io" ? "https://index.docker.io/v1/" : host;
+  absl::StatusOr<std::optional<Credentials>> r =
+      RunCredentialHelper(helper, url, *helper_options_);
+  std::optional<Credentials> result;
+  if (r.ok()) {
+    result = *std::move(r);
+  } else {
+    LZ_LOG(kWarning, "registry credentials for ", host, " from helper ", helper, ": ",
+           r.status().ToString(), " (continuing without)");
+  }
+  cache_[key] = Cached{absl::Now() + helper_options_->cache_ttl, result};
+  return result;
 }
 
 }  // namespace lazysnap::registry

@@ -1,15 +1,20 @@
 // Registry credentials: from the Docker config (~/.docker/config.json: `auths` entries with a
-// base64 `auth` "user:password", or `username`/`password`, or an `identitytoken`) and from
-// lazysnap's own config. Secrets: never log a Credentials value.
+// base64 `auth` "user:password", or `username`/`password`, or an `identitytoken`; `credHelpers`
+// and `credsStore` naming docker-credential-<name> helpers, run as credentials_helper.h says)
+// and from lazysnap's own config. Secrets: never log a Credentials value.
 #ifndef LAZYSNAP_REGISTRY_CREDENTIALS_H_
 #define LAZYSNAP_REGISTRY_CREDENTIALS_H_
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace lazysnap::registry {
 
@@ -19,13 +24,24 @@ struct Credentials {
   std::string identity_token;  // an OAuth2 refresh token (docker login with an IdP)
 };
 
+struct CredentialHelperOptions;  // credentials_helper.h
+
 // Credentials by registry host. Build it once (Add*), then share it read-only: const methods
-// are thread-safe, the others are not.
+// are thread-safe, the others are not. Not copyable.
 class CredentialStore {
  public:
-  // Adds the `auths` of a Docker config JSON document. Entries later added for the same host
-  // win. Malformed JSON or a bad base64 `auth` is InvalidArgument (naming the host, not the
-  // secret). credsStore / credHelpers are ignored. Never throws.
+  CredentialStore();
+  // `helpers` bounds the credential helpers Lookup runs and how long it keeps their answers.
+  explicit CredentialStore(const CredentialHelperOptions& helpers);
+  ~CredentialStore();
+  CredentialStore(const CredentialStore&) = delete;
+  CredentialStore& operator=(const CredentialStore&) = delete;
+
+  // Adds a Docker config JSON document: `auths` entries, `credHelpers` (host -> helper name;
+  // wins over the file's `auths` for that host, as in docker) and `credsStore` (the helper for
+  // every host without an entry of its own). Entries later added for the same host win.
+  // Malformed JSON, a bad base64 `auth` or a helper name with other than [A-Za-z0-9._-] is
+  // InvalidArgument (naming the host, not the secret). Runs no helper. Never throws.
   absl::Status AddDockerConfig(std::string_view json);
   // Reads `path` with AddDockerConfig; a missing file is OK (nothing added).
   absl::Status AddDockerConfigFile(const std::string& path);
@@ -38,11 +54,29 @@ class CredentialStore {
   void Add(std::string_view host, Credentials credentials);
 
   // The credentials for `host` ("registry-1.docker.io", "docker.io" and "index.docker.io" are
-  // one), or nullopt.
+  // one), or nullopt. A host served by a credential helper runs it (at most once per
+  // cache_ttl per host, its answer or failure kept that long; concurrent lookups wait for one
+  // run, so the first may block up to the helper timeout); a helper's failure is logged
+  // (helper, host and reason, never the output) and is nullopt (anonymous access).
   std::optional<Credentials> Lookup(std::string_view host) const;
 
  private:
-  std::map<std::string, Credentials, std::less<>> by_host_;
+  struct Entry {
+    Credentials credentials;
+    std::string helper;  // not "": ask docker-credential-<helper> instead
+  };
+  struct Cached {
+    absl::Time expiry;
+    std::optional<Credentials> credentials;
+  };
+  std::optional<Credentials> RunHelperCached(const std::string& helper,
+                                             const std::string& host) const;
+
+  std::unique_ptr<CredentialHelperOptions> helper_options_;
+  std::map<std::string, Entry, std::less<>> by_host_;
+  std::string default_helper_;  // credsStore; "": none
+  mutable absl::Mutex cache_mu_;
+  mutable std::map<std::string, Cached> cache_ ABSL_GUARDED_BY(cache_mu_);  // "helper\nhost"
 };
 
 // "https://index.docker.io/v1/" -> "docker.io", "http://h:5000/x" -> "h:5000".

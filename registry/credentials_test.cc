@@ -3,11 +3,19 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "base/stream.h"
+#include "registry/credentials_helper.h"
 
 namespace lazysnap::registry {
 namespace {
@@ -62,6 +70,154 @@ TEST(NormalizeCredentialHostTest, DockerHubAliasesAndUrls) {
   EXPECT_EQ(NormalizeCredentialHost("registry-1.docker.io"), "docker.io");
   EXPECT_EQ(NormalizeCredentialHost("http://h:5000/x"), "h:5000");
   EXPECT_EQ(NormalizeCredentialHost("h:5000"), "h:5000");
+}
+
+// A temp dir on $PATH holding fake docker-credential-* scripts; each run appends the server
+// URL it was given to <dir>/runs.
+class CredentialHelperTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lazysnap-credhelper-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    const char* path = std::getenv("PATH");
+    path_.emplace("PATH", (dir_ + ":" + (path ? path : "/usr/bin:/bin")).c_str());
+    // fake: answers per server URL, as docker-credential-helpers do.
+    Script("fake", R"(url=$(cat); echo "$url" >> "$(dirname "$0")/runs"
+case "$url" in
+  https://index.docker.io/v1/) echo '{"ServerURL":"x","Username":"hubuser","Secret":"hubpass"}' ;;
+  tok.example) echo '{"ServerURL":"tok.example","Username":"<token>","Secret":"idtoken"}' ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac)");
+    Script("ecr", R"(cat >/dev/null; echo '{"Username":"AWS","Secret":"ecrpass"}')");
+    Script("broken", R"(cat >/dev/null; echo "error getting credentials: keychain locked" >&2; exit 3)");
+    Script("garbage", R"(echo 'not json')");
+    Script("slow", R"(sleep 30; echo '{"Username":"u","Secret":"s"}')");
+    Script("chatty", R"(head -c 1000000 /dev/zero)");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void Script(const std::string& name, const std::string& body) {
+    std::string p = dir_ + "/docker-credential-" + name;
+    std::ofstream(p) << "#!/bin/sh\n" << body << "\n";
+    std::filesystem::permissions(p, std::filesystem::perms::owner_all);
+  }
+  int Runs() {
+    auto text = ReadFileToString(dir_ + "/runs");
+    if (!text.ok()) return 0;
+    return static_cast<int>(std::count(text->begin(), text->end(), '\n'));
+  }
+
+  std::string dir_;
+  std::optional<ScopedEnv> path_;
+};
+
+TEST_F(CredentialHelperTest, CredHelpersAndCredsStore) {
+  CredentialStore store;
+  ASSERT_TRUE(store.AddDockerConfig(R"({
+    "auths": {"plain.example": {"auth": "dTpw"}, "ecr.example": {"auth": "dTpw"}},
+    "credHelpers": {"ecr.example": "ecr", "https://tok.example": "fake"},
+    "credsStore": "fake"})").ok());
+  // A static auths entry wins over credsStore; credHelpers wins over the auths entry.
+  auto plain = store.Lookup("plain.example");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->username, "u");
+  EXPECT_EQ(plain->password, "p");
+  auto ecr = store.Lookup("ecr.example");
+  ASSERT_TRUE(ecr);
+  EXPECT_EQ(ecr->username, "AWS");
+  EXPECT_EQ(ecr->password, "ecrpass");
+  // credsStore for every other host; Docker Hub asked under its legacy URL.
+  auto hub = store.Lookup("registry-1.docker.io");
+  ASSERT_TRUE(hub);
+  EXPECT_EQ(hub->username, "hubuser");
+  EXPECT_EQ(hub->password, "hubpass");
+  // "<token>": an identity token.
+  auto tok = store.Lookup("tok.example");
+  ASSERT_TRUE(tok);
+  EXPECT_EQ(tok->username, "");
+  EXPECT_EQ(tok->identity_token, "idtoken");
+  // Not found in the store: anonymous.
+  EXPECT_FALSE(store.Lookup("other.example"));
+}
+
+TEST_F(CredentialHelperTest, AnswersAreCachedPerHost) {
+  CredentialStore store;
+  ASSERT_TRUE(store.AddDockerConfig(R"({"credsStore": "fake"})").ok());
+  EXPECT_TRUE(store.Lookup("docker.io"));
+  EXPECT_TRUE(store.Lookup("index.docker.io"));
+  EXPECT_FALSE(store.Lookup("other.example"));
+  EXPECT_FALSE(store.Lookup("other.example"));
+  EXPECT_EQ(Runs(), 2);
+
+  CredentialHelperOptions o;
+  o.cache_ttl = absl::ZeroDuration();
+  CredentialStore uncached(o);
+  ASSERT_TRUE(uncached.AddDockerConfig(R"({"credsStore": "fake"})").ok());
+  EXPECT_TRUE(uncached.Lookup("docker.io"));
+  EXPECT_TRUE(uncached.Lookup("docker.io"));
+  EXPECT_EQ(Runs(), 4);
+}
+
+TEST_F(CredentialHelperTest, FailuresAreClearErrors) {
+  CredentialHelperOptions o;
+  auto r = RunCredentialHelper("missing", "h", o);
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("docker-credential-missing"), std::string::npos);
+
+  r = RunCredentialHelper("broken", "h", o);
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("exit 3: error getting credentials: keychain locked"),
+            std::string::npos)
+      << r.status();
+
+  r = RunCredentialHelper("garbage", "h", o);
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  EXPECT_EQ(r.status().message().find("not json"), std::string::npos);  // output not quoted
+
+  o.max_output = 4096;
+  r = RunCredentialHelper("chatty", "h", o);
+  EXPECT_TRUE(absl::IsResourceExhausted(r.status())) << r.status();
+
+  o.timeout = absl::Milliseconds(300);
+  auto start = std::chrono::steady_clock::now();
+  r = RunCredentialHelper("slow", "h", o);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(r.status())) << r.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+
+  r = RunCredentialHelper("../bin/sh", "h", o);
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+}
+
+TEST_F(CredentialHelperTest, AFailingHelperMeansAnonymous) {
+  CredentialStore store;
+  ASSERT_TRUE(store.AddDockerConfig(R"({"credHelpers": {"h.example": "broken"}})").ok());
+  EXPECT_FALSE(store.Lookup("h.example"));
+}
+
+TEST(CredentialStoreTest, BadHelperNamesAreRefused) {
+  CredentialStore store;
+  EXPECT_TRUE(absl::IsInvalidArgument(store.AddDockerConfig(R"({"credsStore": "../x"})")));
+  EXPECT_TRUE(absl::IsInvalidArgument(store.AddDockerConfig(R"({"credsStore": 3})")));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(store.AddDockerConfig(R"({"credHelpers": {"h": "a/b"}})")));
+  EXPECT_TRUE(absl::IsInvalidArgument(store.AddDockerConfig(R"({"credHelpers": []})")));
+  EXPECT_TRUE(store.AddDockerConfig(R"({"credsStore": ""})").ok());  // docker: none
+  EXPECT_FALSE(store.Lookup("docker.io"));
+}
+
+TEST(CredentialHelperOutputTest, Parse) {
+  auto c = ParseCredentialHelperOutput(R"({"ServerURL":"h","Username":"u","Secret":"s"})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->username, "u");
+  EXPECT_EQ(c->password, "s");
+  c = ParseCredentialHelperOutput(R"({"Username":"<token>","Secret":"t"})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->identity_token, "t");
+  EXPECT_EQ(c->password, "");
+  EXPECT_FALSE(ParseCredentialHelperOutput(R"({"Username":"u"})").ok());
+  EXPECT_FALSE(ParseCredentialHelperOutput(R"([1])").ok());
+  EXPECT_FALSE(ParseCredentialHelperOutput("").ok());
 }
 
 }  // namespace
