@@ -7,6 +7,11 @@
 
 namespace lazysnap {
 
+absl::Status Annotate(const absl::Status& s, std::string_view what) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), StrCat(what, ": ", s.message()));
+}
+
 absl::Status ErrnoToStatus(int err, std::string_view what) {
   std::string msg = StrCat(what, ": ", std::strerror(err));
   switch (err) {

@@ -13,6 +13,9 @@ namespace lazysnap {
 // ResourceExhausted, ...) and whose message is "<what>: <strerror>".
 absl::Status ErrnoToStatus(int err, std::string_view what);
 
+// `s` with "<what>: " before its message, its code kept; an OK `s` is returned as it is.
+absl::Status Annotate(const absl::Status& s, std::string_view what);
+
 // The errno a FUSE reply should carry for `status` (NotFound→ENOENT, DataLoss→EIO, ...).
 int StatusToErrno(const absl::Status& status);
 

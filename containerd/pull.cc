@@ -3,6 +3,7 @@
 #include <random>
 
 #include "absl/time/clock.h"
+#include "base/errors.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "remote/labels.h"
@@ -15,11 +16,6 @@ namespace {
 constexpr char kSnapshotLabelPrefix[] = "containerd.io/snapshot/";
 constexpr char kUncompressedLabel[] = "containerd.io/uncompressed";
 constexpr size_t kMaxLabelSize = 4096;  // containerd's limit on len(key) + len(value)
-
-absl::Status Annotate(const absl::Status& s, std::string_view what) {
-  if (s.ok()) return s;
-  return absl::Status(s.code(), StrCat(what, ": ", s.message()));
-}
 
 // containerd's uniquePart(): unique among concurrent pulls.
 std::string UniquePart() {

@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "base/errors.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
@@ -31,11 +32,6 @@ struct Loaded {
   Manifest manifest;
   ImageConfig config;
 };
-
-absl::Status Annotate(const absl::Status& s, std::string_view what) {
-  if (s.ok()) return s;
-  return absl::Status(s.code(), StrCat(what, ": ", s.message()));
-}
 
 absl::StatusOr<Loaded> LoadManifest(const ImageStore& src, const Descriptor& d) {
   OciLimits limits;

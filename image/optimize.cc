@@ -15,11 +15,6 @@
 namespace lazysnap {
 namespace {
 
-absl::Status Annotate(const absl::Status& s, std::string_view what) {
-  if (s.ok()) return s;
-  return absl::Status(s.code(), StrCat(what, ": ", s.message()));
-}
-
 struct Image {
   Manifest manifest;
   nlohmann::ordered_json config;  // the "config" object of the image config ({} if none)

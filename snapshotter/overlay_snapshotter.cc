@@ -29,10 +29,6 @@ absl::Status MkdirMode(const std::string& path, mode_t mode) {
 }
 
 // Prefixes the message, keeping the code.
-absl::Status Annotate(const absl::Status& s, std::string_view what) {
-  return absl::Status(s.code(), StrCat(what, ": ", s.message()));
-}
-
 }  // namespace
 
 absl::Status ValidateLabels(const Labels& labels) {
