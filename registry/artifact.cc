@@ -1,6 +1,6 @@
 #include "registry/artifact.h"
 
-#include <ctime>
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -77,13 +77,18 @@ absl::StatusOr<ArtifactManifest> ParseArtifactManifest(std::string_view data,
 
 const Descriptor* NewestReferrer(const std::vector<Descriptor>& referrers) {
   const Descriptor* best = nullptr;
-  std::string best_created;
+  absl::Time best_created = absl::InfinitePast();
   for (const Descriptor& d : referrers) {
     auto it = d.annotations.find(kCreatedAnnotation);
-    std::string created = it == d.annotations.end() ? "" : it->second;
+    absl::Time created = absl::InfinitePast();
+    std::string err;
+    if (it != d.annotations.end() &&
+        !absl::ParseTime(absl::RFC3339_full, it->second, &created, &err)) {
+      created = absl::InfinitePast();
+    }
     if (best == nullptr || created >= best_created) {
       best = &d;
-      best_created = std::move(created);
+      best_created = created;
     }
   }
   return best;
@@ -148,13 +153,10 @@ absl::StatusOr<PulledArtifact> PullArtifact(RegistryClient& client, const Refere
       StrCat("no ", artifact_type, " artifact refers to ", repo.Name(), "@", subject.ToString()));
 }
 
-std::string NowRfc3339() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+std::string FormatRfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%SZ", t, absl::UTCTimeZone());
 }
+
+std::string NowRfc3339() { return FormatRfc3339(absl::Now()); }
 
 }  // namespace lazysnap::registry

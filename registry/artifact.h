@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "base/digest.h"
 #include "format/oci.h"
 #include "registry/client.h"
@@ -52,8 +53,9 @@ absl::StatusOr<ArtifactManifest> ParseArtifactManifest(std::string_view data,
                                                        const OciLimits& limits = {});
 
 // Picks the referrer to use among `referrers` (already filtered by artifact type): the one
-// with the greatest org.opencontainers.image.created annotation (RFC 3339 UTC, compared as
-// text), the later in the list on ties or when none has one. nullptr when empty.
+// with the latest org.opencontainers.image.created annotation (RFC 3339, any offset and
+// fraction, compared as times; missing or unparsable counts as earliest), the later in the
+// list on ties. nullptr when empty.
 const Descriptor* NewestReferrer(const std::vector<Descriptor>& referrers);
 
 struct PushedArtifact {
@@ -86,7 +88,9 @@ absl::StatusOr<PulledArtifact> PullArtifact(RegistryClient& client, const Refere
                                             const Sha256& subject, std::string_view artifact_type,
                                             size_t max_blob_bytes);
 
-// The current time as RFC 3339 UTC with seconds ("2026-11-24T23:00:00Z").
+// `t` as RFC 3339 UTC with whole seconds ("2026-11-24T23:00:00Z"), the form lazysnap writes.
+std::string FormatRfc3339(absl::Time t);
+// FormatRfc3339(absl::Now()).
 std::string NowRfc3339();
 
 }  // namespace lazysnap::registry

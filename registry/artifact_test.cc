@@ -103,6 +103,23 @@ TEST(ArtifactTest, NewestReferrerByCreatedAnnotationThenListOrder) {
   EXPECT_EQ(NewestReferrer(refs), &refs[2]);  // tie: the later
 }
 
+TEST(ArtifactTest, NewestReferrerComparesTimesNotText) {
+  std::vector<Descriptor> refs(3);
+  for (int i = 0; i < 3; ++i) refs[i] = DescriptorOf(kOciManifestMediaType, StrCat("m", i));
+  refs[0].annotations[kCreatedAnnotation] = "2026-11-25T00:30:00+01:00";  // 23:30Z
+  refs[1].annotations[kCreatedAnnotation] = "2026-11-24T23:00:00.5Z";
+  refs[2].annotations[kCreatedAnnotation] = "not a time";  // earliest
+  EXPECT_EQ(NewestReferrer(refs), &refs[0]);
+  refs[0].annotations[kCreatedAnnotation] = "2026-11-24T23:00:00Z";
+  EXPECT_EQ(NewestReferrer(refs), &refs[1]);  // the fraction counts
+}
+
+TEST(ArtifactTest, FormatRfc3339IsUtcWholeSeconds) {
+  EXPECT_EQ(FormatRfc3339(absl::FromUnixSeconds(1795561200) + absl::Milliseconds(700)),
+            "2026-11-24T23:00:00Z");
+  EXPECT_EQ(FormatRfc3339(absl::UnixEpoch()), "1970-01-01T00:00:00Z");
+}
+
 TEST(ArtifactTest, NowIsRfc3339Utc) {
   std::string now = NowRfc3339();
   ASSERT_EQ(now.size(), 20u) << now;

@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -25,6 +24,7 @@
 #include "format/oci.h"
 #include "prefetch/registry_traces.h"
 #include "prefetch/trace.h"
+#include "registry/artifact.h"
 #include "registry/reference.h"
 
 namespace lazysnap::cli {
@@ -105,11 +105,7 @@ int RunList(const TraceFlags& f) {
     }
     struct stat st {};
     ::stat(store.PathOf(d).c_str(), &st);
-    char when[32] = "-";
-    std::tm tm{};
-    if (gmtime_r(&st.st_mtime, &tm) != nullptr) {
-      std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
+    const std::string when = registry::FormatRfc3339(absl::FromTimeT(st.st_mtime));
     if (f.json) {
       Json j = Summary(*t);
       j["bytes"] = static_cast<uint64_t>(st.st_size);
@@ -118,7 +114,7 @@ int RunList(const TraceFlags& f) {
     } else {
       std::printf("%-71s %6zu %8zu %7.1fs %10llu  %s\n", d.ToString().c_str(), t->layers.size(),
                   t->access_count(), SpanMillis(*t) / 1000.0,
-                  static_cast<unsigned long long>(st.st_size), when);
+                  static_cast<unsigned long long>(st.st_size), when.c_str());
     }
   }
   if (f.json) PrintJson(out);
