@@ -111,8 +111,27 @@ absl::StatusOr<PushedArtifact> PushArtifact(RegistryClient& client, const Refere
   if (!created.empty()) m.annotations[kCreatedAnnotation] = std::string(created);
   std::string bytes = SerializeArtifactManifest(m);
   Reference by_digest = repo.WithObject(Sha256::Of(bytes).ToString());
-  ASSIGN_OR_RETURN(out.manifest, client.PushManifest(by_digest, kOciManifestMediaType, bytes));
-  return out;
+  // A registry without the referrers API keeps referrers in a tag index that every pusher
+  // reads, extends and rewrites: two nodes pushing for one image at once can each write an
+  // index without the other's entry. Read it back after writing; while ours is missing, push
+  // again (PushManifest merges into the index as it is now). Bounded: kPushAttempts.
+  constexpr int kPushAttempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    ASSIGN_OR_RETURN(out.manifest, client.PushManifest(by_digest, kOciManifestMediaType, bytes));
+    ASSIGN_OR_RETURN(std::vector<Descriptor> referrers,
+                     client.Referrers(repo, subject.digest, artifact_type));
+    bool listed = std::any_of(referrers.begin(), referrers.end(),
+                              [&](const Descriptor& d) { return d.digest == out.manifest.digest; });
+    if (listed) return out;
+    if (attempt == kPushAttempts) {
+      return absl::AbortedError(StrCat("artifact ", out.manifest.digest.ToString(),
+                                       " still missing from the referrers of ",
+                                       subject.digest.ToString(), " after ", kPushAttempts,
+                                       " pushes (concurrent writers of its tag index)"));
+    }
+    LZ_LOG(kInfo, "artifact ", out.manifest.digest.ToString(), " missing from the referrers of ",
+           subject.digest.ToString(), " (a concurrent push rewrote the index): pushing again");
+  }
 }
 
 absl::StatusOr<PulledArtifact> PullArtifact(RegistryClient& client, const Reference& repo,

@@ -67,7 +67,9 @@ struct PushedArtifact {
 // of `repo`'s repository; its tag/digest is ignored): the blob, the empty config, then the
 // manifest by digest; the referrers tag index is updated when the registry has no referrers
 // API. `created` (RFC 3339, e.g. "2026-11-24T23:00:00Z") is stored as an annotation when not
-// empty. Thread-safe as RegistryClient is.
+// empty. The referrers are then read back: while the new manifest is missing (a concurrent
+// pusher rewrote the tag index without it), it is pushed again, which merges it into the
+// index as it now is; Aborted after 3 pushes. Thread-safe as RegistryClient is.
 absl::StatusOr<PushedArtifact> PushArtifact(RegistryClient& client, const Reference& repo,
                                             const Descriptor& subject,
                                             std::string_view artifact_type,
