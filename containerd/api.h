@@ -48,7 +48,9 @@ class ContainerdApi {
   // the caller dies before DeleteLease.
   virtual absl::StatusOr<std::string> CreateLease(absl::Duration expire) = 0;
   virtual void UseLease(const std::string& id) = 0;  // "" = none
-  virtual absl::Status DeleteLease(const std::string& id) = 0;
+  // `sync`: containerd collects what only the lease kept before answering (a garbage
+  // collection pass, local time: after a failed pull); else it collects later.
+  virtual absl::Status DeleteLease(const std::string& id, bool sync) = 0;
 
   // ---- content store.
   // Writes `src` (exactly `size` bytes) as blob `digest`, committed with `labels`; containerd

@@ -103,12 +103,12 @@ absl::StatusOr<std::string> GrpcContainerd::CreateLease(absl::Duration expire) {
   return resp.lease().id();
 }
 
-absl::Status GrpcContainerd::DeleteLease(const std::string& id) {
+absl::Status GrpcContainerd::DeleteLease(const std::string& id, bool sync) {
   grpc::ClientContext ctx;
   Setup(ctx, options_.call_timeout);
   cdleases::DeleteRequest req;
   req.set_id(id);
-  req.set_sync(true);  // collect what only the lease kept before answering
+  req.set_sync(sync);
   google::protobuf::Empty resp;
   return FromGrpc(stubs_->leases->Delete(&ctx, req, &resp), StrCat("delete lease ", id));
 }

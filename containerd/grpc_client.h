@@ -34,7 +34,7 @@ class GrpcContainerd : public ContainerdApi {
 
   absl::StatusOr<std::string> CreateLease(absl::Duration expire) override;
   void UseLease(const std::string& id) override { lease_ = id; }
-  absl::Status DeleteLease(const std::string& id) override;
+  absl::Status DeleteLease(const std::string& id, bool sync) override;
   absl::Status WriteContent(const std::string& ref, const Sha256& digest, int64_t size,
                             BlobSource& src, const Labels& labels) override;
   absl::Status SetContentLabels(const Sha256& digest, const Labels& labels) override;

@@ -210,7 +210,7 @@ TEST_F(GrpcContainerdTest, LeaseIsSentWithCallsAndDeletedSynchronously) {
     EXPECT_EQ(content_.lease, *lease);
   }
   client_->UseLease("");
-  ASSERT_TRUE(client_->DeleteLease(*lease).ok());
+  ASSERT_TRUE(client_->DeleteLease(*lease, /*sync=*/true).ok());
   absl::MutexLock l(&leases_.mu);
   EXPECT_TRUE(leases_.sync_delete);
   EXPECT_TRUE(leases_.expire.empty());

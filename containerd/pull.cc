@@ -256,8 +256,9 @@ absl::StatusOr<PullResult> PullImage(ContainerdApi& api, ImageSource& source,
   auto result = PullLeased(api, source, o, r, config.diff_ids, *config_bytes);
   api.UseLease("");
   // The GC labels (and the image record) keep what was pulled; without them (an error),
-  // deleting the lease lets containerd collect everything this pull created.
-  absl::Status d = api.DeleteLease(*lease);
+  // deleting the lease lets containerd collect everything this pull created: at once then,
+  // later after a pull that worked (a synchronous collection is local time the pull waits).
+  absl::Status d = api.DeleteLease(*lease, /*sync=*/!result.ok());
   if (!result.ok()) return result.status();
   RETURN_IF_ERROR(Annotate(d, StrCat("delete lease ", *lease)));
   return result;

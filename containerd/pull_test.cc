@@ -37,7 +37,7 @@ class FakeContainerd : public ContainerdApi {
     return id;
   }
   void UseLease(const std::string& id) override { lease_ = id; }
-  absl::Status DeleteLease(const std::string& id) override {
+  absl::Status DeleteLease(const std::string& id, bool) override {
     if (!leases.erase(id)) return absl::NotFoundError(id);
     ++deleted_leases_;
     return absl::OkStatus();

@@ -170,8 +170,8 @@ absl::StatusOr<FetchedManifest> RegistryClient::ResolveImage(const Reference& re
 }
 
 absl::StatusOr<std::string> RegistryClient::FetchBlob(const Reference& ref, const Sha256& digest,
-                                                      size_t max_size) {
-  ASSIGN_OR_RETURN(std::unique_ptr<RegistryBlobSource> src, OpenBlob(ref, digest));
+                                                      size_t max_size, std::optional<uint64_t> size) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RegistryBlobSource> src, OpenBlob(ref, digest, size));
   if (src->Size() > max_size) {
     return absl::FailedPreconditionError(StrCat("blob ", digest.ToString(), " is ", src->Size(),
                                                 " bytes, over the limit of ", max_size));

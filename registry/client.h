@@ -66,8 +66,10 @@ class RegistryClient {
   absl::StatusOr<FetchedManifest> ResolveImage(const Reference& ref,
                                                std::optional<Platform> platform = {});
   // A whole blob of `ref`'s repository, sha256-checked; FailedPrecondition over max_size.
+  // `size`: the blob's size when the caller knows it (a descriptor's): saves the HEAD, a
+  // round trip (a wrong size fails the digest check).
   absl::StatusOr<std::string> FetchBlob(const Reference& ref, const Sha256& digest,
-                                        size_t max_size);
+                                        size_t max_size, std::optional<uint64_t> size = {});
   // The size of a blob (HEAD).
   absl::StatusOr<uint64_t> BlobSize(const Reference& ref, const Sha256& digest);
   // The last `max_bytes` (or fewer) bytes of a blob and its size, in one round trip (a

@@ -56,6 +56,51 @@ ClientOptions Fast() {
 
 const Reference kRef = *Reference::Parse("reg.test/app:1");
 
+TEST(ClientTest, AServerErrorAnswerIsReturnedAfterAFewAttemptsNotAtTheDeadline) {
+  // docker-registry answers 500 (UNKNOWN) to a blob digest asked for as a manifest.
+  Scripted t;
+  t.answer = [](const HttpRequest&) {
+    HttpResponse r = Status(500);
+    r.body = R"({"errors":[{"code":"UNKNOWN","message":"unknown error"}]})";
+    return r;
+  };
+  ClientOptions o;
+  o.retry.deadline = absl::Seconds(30);
+  o.retry.initial_backoff = absl::Milliseconds(1);
+  RegistryClient c(&t, nullptr, o);
+  absl::Time start = absl::Now();
+  auto m = c.FetchManifest(kRef.WithObject(Sha256::Of("a blob").ToString()));
+  EXPECT_TRUE(absl::IsUnavailable(m.status())) << m.status();
+  EXPECT_NE(m.status().message().find("HTTP 500"), std::string::npos) << m.status();
+  EXPECT_EQ(t.urls().size(), static_cast<size_t>(o.retry.max_server_error_rounds));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(ClientTest, FetchBlobOfAKnownSizeIsOneRequest) {
+  const std::string config = R"({"architecture":"amd64"})";
+  Scripted t;
+  t.answer = [&](const HttpRequest& r) {
+    if (r.method == "HEAD") return Ok("", {{"content-length", StrCat(config.size())}});
+    return Ok(config);
+  };
+  RegistryClient c(&t, nullptr, Fast());
+  auto got = c.FetchBlob(kRef, Sha256::Of(config), 1 << 20, config.size());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, config);
+  EXPECT_EQ(t.urls().size(), 1u);  // no HEAD
+  // A wrong size from a descriptor is not trusted: the digest check fails.
+  Scripted t2;
+  t2.answer = t.answer;
+  RegistryClient c2(&t2, nullptr, Fast());
+  EXPECT_FALSE(c2.FetchBlob(kRef, Sha256::Of(config), 1 << 20, config.size() + 1).ok());
+  // Without a size: HEAD, then GET.
+  Scripted t3;
+  t3.answer = t.answer;
+  RegistryClient c3(&t3, nullptr, Fast());
+  ASSERT_TRUE(c3.FetchBlob(kRef, Sha256::Of(config), 1 << 20).ok());
+  EXPECT_EQ(t3.urls().size(), 2u);
+}
+
 TEST(ClientTest, ReferrersApiFilteredByArtifactType) {
   const Sha256 subject = Sha256::Of("subject");
   std::string index = StrCat(

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "base/log.h"
 #include "base/strings.h"
 
 namespace lazysnap::registry {
@@ -248,6 +249,7 @@ CurlTransport::CurlTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 CurlTransport::~CurlTransport() = default;
 
 absl::StatusOr<HttpResponse> CurlTransport::Do(const HttpRequest& request) {
+  const absl::Time start = absl::Now();
   Transfer t;
   t.request = &request;
   t.easy = curl_easy_init();
@@ -263,6 +265,18 @@ absl::StatusOr<HttpResponse> CurlTransport::Do(const HttpRequest& request) {
   long version = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(t.easy, CURLINFO_HTTP_VERSION, &version);
+  if (LogEnabled(LogLevel::kDebug)) {
+    // Where a pull's time goes (docs/containerd.md): one line per exchange, with whether it
+    // opened a connection (a round trip more) and its first byte's time.
+    long new_connections = 0;
+    curl_off_t first_byte_us = 0;
+    curl_easy_getinfo(t.easy, CURLINFO_NUM_CONNECTS, &new_connections);
+    curl_easy_getinfo(t.easy, CURLINFO_STARTTRANSFER_TIME_T, &first_byte_us);
+    LZ_LOG(kDebug, "http: ", request.method, " ", Redact(request.url), " -> ", status, ", ",
+           t.response.body.size(), " bytes, ", absl::ToInt64Microseconds(absl::Now() - start) / 1000.0,
+           " ms (first byte ", first_byte_us / 1000.0, " ms", new_connections > 0 ? ", new connection" : "",
+           ")");
+  }
   curl_easy_cleanup(t.easy);
   curl_slist_free_all(t.headers);
   if (t.result == CURLE_ABORTED_BY_CALLBACK) {

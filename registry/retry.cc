@@ -25,7 +25,14 @@ bool IsRetryable(const absl::Status& status) {
 
 namespace {
 constexpr char kRetryAfterUrl[] = "lazysnap.dev/retry-after-ms";
+constexpr char kServerErrorUrl[] = "lazysnap.dev/server-error";
 }  // namespace
+
+void MarkServerError(absl::Status* status) { status->SetPayload(kServerErrorUrl, absl::Cord("1")); }
+
+bool IsServerError(const absl::Status& status) {
+  return status.GetPayload(kServerErrorUrl).has_value();
+}
 
 void SetRetryAfter(absl::Status* status, absl::Duration wait) {
   status->SetPayload(kRetryAfterUrl, absl::Cord(absl::StrCat(absl::ToInt64Milliseconds(wait))));
@@ -46,8 +53,10 @@ absl::Status RetryOverEndpoints(const RetryPolicy& policy, size_t n, size_t* pre
   absl::Duration backoff = policy.initial_backoff;
   std::minstd_rand rng(std::random_device{}());
   absl::Status last;
+  int server_error_rounds = 0;
   for (int round = 0;; ++round) {
     bool any_retryable = false;
+    bool only_server_errors = true;
     absl::Duration hint = absl::ZeroDuration();
     for (size_t k = 0; k < n; ++k) {
       size_t i = (start + k) % n;
@@ -62,11 +71,16 @@ absl::Status RetryOverEndpoints(const RetryPolicy& policy, size_t n, size_t* pre
         return last;
       }
       any_retryable = any_retryable || IsRetryable(last);
+      only_server_errors = only_server_errors && IsServerError(last);
       LZ_LOG(kDebug, "registry: attempt ", round + 1, " at endpoint ", i,
              " failed: ", last.ToString());
       hint = std::max(hint, GetRetryAfter(last));
     }
     if (!any_retryable) return last;
+    if (only_server_errors && ++server_error_rounds >= policy.max_server_error_rounds) {
+      return absl::Status(last.code(), StrCat(last.message(), " (", server_error_rounds,
+                                              " attempts)"));
+    }
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) continue;  // reported at the top of the next round
     std::uniform_real_distribution<double> jitter(0.5, 1.0);

@@ -64,6 +64,46 @@ TEST(RetryTest, PermanentErrorsEndAtOnceTransientOnesAtTheDeadline) {
   EXPECT_EQ(n, 4);
 }
 
+TEST(RetryTest, ServerErrorAnswersEndAfterAFewRoundsNotAtTheDeadline) {
+  // docker-registry answers 500 to a blob digest asked for as a manifest, every time.
+  RetryPolicy p = Fast(absl::Seconds(30));
+  p.max_server_error_rounds = 3;
+  int n = 0;
+  absl::Time start = absl::Now();
+  absl::Status s = RetryOverEndpoints(p, 2, nullptr, [&](size_t, absl::Duration) {
+    ++n;
+    absl::Status e = absl::UnavailableError("HTTP 500 (UNKNOWN)");
+    MarkServerError(&e);
+    return e;
+  });
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find("HTTP 500"), std::string::npos);
+  EXPECT_NE(s.message().find("3 attempts"), std::string::npos) << s;
+  EXPECT_EQ(n, 6);  // 3 rounds over 2 endpoints
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  // One endpoint with a server error and one with a reset: retried to the deadline (the
+  // reset may pass).
+  n = 0;
+  s = RetryOverEndpoints(Fast(absl::Milliseconds(200)), 2, nullptr, [&](size_t i, absl::Duration) {
+    ++n;
+    absl::Status e = absl::UnavailableError(i == 0 ? "HTTP 500" : "reset");
+    if (i == 0) MarkServerError(&e);
+    return e;
+  });
+  EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;
+  EXPECT_GT(n, 6);
+  // A server error that goes away within the rounds allowed: success.
+  n = 0;
+  s = RetryOverEndpoints(p, 1, nullptr, [&](size_t, absl::Duration) {
+    if (++n == 3) return absl::OkStatus();
+    absl::Status e = absl::UnavailableError("HTTP 502");
+    MarkServerError(&e);
+    return e;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(n, 3);
+}
+
 TEST(RetryTest, RetryAfterIsHonoured) {
   int n = 0;
   absl::Time start = absl::Now();

@@ -66,7 +66,11 @@ absl::Status HttpStatusToStatus(const HttpResponse& response, std::string_view w
     case 408:
       return absl::UnavailableError(msg);
     default:
-      if (code >= 500) return absl::UnavailableError(msg);
+      if (code >= 500) {
+        absl::Status s = absl::UnavailableError(msg);
+        MarkServerError(&s);  // 503 is not one: an overloaded registry recovers
+        return s;
+      }
       return absl::FailedPreconditionError(msg);
   }
 }

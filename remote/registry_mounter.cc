@@ -123,24 +123,45 @@ std::string RegistryLayerMounter::Describe(const RemoteLayerStats& s) {
                 s.cache.requests - s.cache.prefetch_requests, " requests");
 }
 
-std::optional<Sha256> RegistryLayerMounter::ImageKey(const RemoteLayerSpec& spec) {
-  if (spec.manifest_digest) return spec.manifest_digest;
-  if (!spec.ref) return std::nullopt;
+std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
+    const RemoteLayerSpec& spec) {
+  auto ready = [this, &spec](std::optional<Sha256> key) {
+    if (key) prefetch_->HintImage(spec.ref ? spec.ref->String() : "", *key);
+    std::promise<std::optional<Sha256>> p;
+    p.set_value(key);
+    return p.get_future().share();
+  };
+  if (spec.manifest_digest) return ready(spec.manifest_digest);
+  if (!spec.ref) return ready(std::nullopt);
   const std::string ref = spec.ref->String();
-  {
-    absl::MutexLock l(&keys_mu_);
-    if (auto it = image_keys_.find(ref); it != image_keys_.end()) return it->second;
-  }
-  auto resolved = mount_client_->ResolveImage(*spec.ref);
-  if (!resolved.ok()) {
-    LZ_LOG(kWarning, "prefetch: resolving ", ref, " to its manifest: ",
-           resolved.status().ToString(), "; no access trace for its layers");
-    return std::nullopt;
-  }
-  LZ_LOG(kInfo, "prefetch: ", ref, " is manifest ", resolved->descriptor.digest.ToString());
   absl::MutexLock l(&keys_mu_);
-  image_keys_[ref] = resolved->descriptor.digest;
-  return resolved->descriptor.digest;
+  if (auto it = image_keys_.find(ref); it != image_keys_.end()) return it->second;
+  // The task holds its own copy of the reference; `this` outlives it (see image_keys_).
+  std::shared_future<std::optional<Sha256>> key =
+      std::async(std::launch::async, [this, r = *spec.ref, ref]() -> std::optional<Sha256> {
+        auto resolved = mount_client_->ResolveImage(r);
+        if (!resolved.ok()) {
+          LZ_LOG(kWarning, "prefetch: resolving ", ref, " to its manifest: ",
+                 resolved.status().ToString(), "; no access trace for its layers");
+          return std::nullopt;  // forgotten by the Mount that waits for it (ForgetFailedKey)
+        }
+        LZ_LOG(kInfo, "prefetch: ", ref, " is manifest ", resolved->descriptor.digest.ToString());
+        prefetch_->HintImage(ref, resolved->descriptor.digest);
+        return resolved->descriptor.digest;
+      }).share();
+  image_keys_.emplace(ref, key);
+  return key;
+}
+
+void RegistryLayerMounter::ForgetFailedKey(const RemoteLayerSpec& spec) {
+  if (spec.manifest_digest || !spec.ref) return;
+  absl::MutexLock l(&keys_mu_);
+  auto it = image_keys_.find(spec.ref->String());
+  if (it != image_keys_.end() &&
+      it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
+      !it->second.get()) {
+    image_keys_.erase(it);
+  }
 }
 
 std::shared_ptr<RegistryLayerMounter::Slot> RegistryLayerMounter::SlotFor(const Sha256& digest) {
@@ -237,19 +258,26 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
     absl::MutexLock l(&mu_);
     if (mounts_.count(dir)) return absl::AlreadyExistsError(StrCat(dir, " is mounted already"));
   }
+  const absl::Time t0 = absl::Now();
   ASSIGN_OR_RETURN(RemoteLayerSpec spec, ParseRemoteLayerLabels(digest, labels));
   auto m = std::make_unique<Mounted>();
   m->info.dir = dir;
   m->info.digest = spec.digest;
   m->pin = cache_->Pin(spec.digest);  // before anything lands in the layer's directory
-  std::optional<Sha256> image_key;
-  if (prefetch_) {
-    // Before the TOC is read, so that a registry trace lookup overlaps it.
-    image_key = ImageKey(spec);
-    if (image_key) prefetch_->HintImage(spec.ref ? spec.ref->String() : "", *image_key);
-  }
+  // Started before the TOC is read, so that resolving the tag (when the labels do not give
+  // the manifest digest) and a registry trace lookup overlap it.
+  std::shared_future<std::optional<Sha256>> image_key_future;
+  if (prefetch_) image_key_future = ImageKey(spec);
+  const absl::Time t_key = absl::Now();
   ASSIGN_OR_RETURN(std::shared_ptr<const SeekableLayer> layer,
                    OpenIndex(spec, labels, &m->info));
+  const absl::Time t_index = absl::Now();
+  std::optional<Sha256> image_key;
+  if (image_key_future.valid()) {
+    image_key = image_key_future.get();  // usually resolved by now: it started first
+    if (!image_key) ForgetFailedKey(spec);
+  }
+  const absl::Time t_key_wait = absl::Now();
   m->info.blob_size = layer->blob_size;
   std::shared_ptr<BlobSource> source;
   if (spec.ref) {
@@ -264,11 +292,17 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   }
   ASSIGN_OR_RETURN(std::shared_ptr<LayerCache> cache,
                    cache_->OpenLayer(spec.digest, layer, std::move(source)));
+  const absl::Time t_cache = absl::Now();  // (after the key wait)
   LayerFsOptions fs_options = options_.fs;
   fs_options.fsname = StrCat("lazysnap:", spec.digest.Hex().substr(0, 12));
   ASSIGN_OR_RETURN(m->fs, LayerFs::Mount(layer, cache, dir, fs_options));
+  const absl::Time t_fs = absl::Now();
+  auto ms = [](absl::Duration d) { return absl::ToInt64Microseconds(d) / 1000.0; };
   LZ_LOG(kInfo, "remote layer ", spec.digest.ToString(), " mounted at ", dir,
-         m->info.toc_from_cache ? " (TOC from the local cache)" : "");
+         m->info.toc_from_cache ? " (TOC from the local cache)" : "", " in ", ms(t_fs - t0),
+         " ms (index ", ms(t_index - t_key), ", then waiting for the image key ",
+         ms(t_key_wait - t_index), ", cache ", ms(t_cache - t_key_wait), ", FUSE mount ",
+         ms(t_fs - t_cache), ")");
   {
     absl::MutexLock l(&mu_);
     auto [it, inserted] = mounts_.emplace(dir, std::move(m));

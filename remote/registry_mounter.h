@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -109,8 +110,15 @@ class RegistryLayerMounter : public RemoteLayerMounter {
                                                                  RemoteLayerStats* stats);
   std::shared_ptr<Slot> SlotFor(const Sha256& digest);
   // The image manifest digest keying the layer's access trace (prefetch/trace.md): from the
-  // labels, else the reference resolved once (ResolveImage) and remembered. Null if unknown.
-  std::optional<Sha256> ImageKey(const RemoteLayerSpec& spec);
+  // labels, else the reference resolved (ResolveImage) once per reference string, on its own
+  // thread, so that the resolution overlaps the TOC read (a round trip or two at 20 ms RTT);
+  // the prefetcher is hinted (HintImage) as soon as the key is known. Null if unknown (a
+  // failed resolution is forgotten: the next mount tries again). The future is ready at once
+  // when the labels give the key or it is remembered.
+  // Only with prefetching on.
+  std::shared_future<std::optional<Sha256>> ImageKey(const RemoteLayerSpec& spec);
+  // Drops a remembered resolution of spec's reference that failed (the next mount retries).
+  void ForgetFailedKey(const RemoteLayerSpec& spec);
 
   const RegistryMounterOptions options_;
   const std::unique_ptr<registry::HttpTransport> transport_;
@@ -121,7 +129,10 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   const std::unique_ptr<PrefetchManager> prefetch_;  // null: off; its jobs end before cache_
 
   absl::Mutex keys_mu_;
-  std::map<std::string, Sha256> image_keys_ ABSL_GUARDED_BY(keys_mu_);  // reference -> manifest
+  // reference -> manifest digest, resolved or being resolved. Destroyed before the clients and
+  // the prefetcher: a resolution still running is waited for (std::async's shared state).
+  std::map<std::string, std::shared_future<std::optional<Sha256>>> image_keys_
+      ABSL_GUARDED_BY(keys_mu_);
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by digest hex

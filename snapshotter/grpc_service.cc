@@ -51,7 +51,13 @@ void ToProto(const std::vector<Mount>& mounts, Field* out) {
 }
 
 // Logs failures other than the expected answers of the protocol.
-grpc::Status Reply(std::string_view method, const std::string& key, const absl::Status& s) {
+grpc::Status Reply(std::string_view method, const std::string& key, const absl::Status& s,
+                   absl::Time start = absl::InfinitePast()) {
+  if (start != absl::InfinitePast()) {
+    LZ_LOG(kDebug, "grpc: ", method, " ", key, " took ",
+           absl::ToInt64Microseconds(absl::Now() - start) / 1000.0, " ms: ",
+           absl::StatusCodeToString(s.code()));
+  }
   if (!s.ok()) {
     const bool expected = absl::IsNotFound(s) || absl::IsAlreadyExists(s) ||
                           absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s);
@@ -69,49 +75,56 @@ grpc::Status Reply(std::string_view method, const std::string& key, const absl::
 grpc::Status SnapshotsService::Prepare(grpc::ServerContext*,
                                        const snapshots_v1::PrepareSnapshotRequest* req,
                                        snapshots_v1::PrepareSnapshotResponse* resp) {
+  const absl::Time start = absl::Now();
   auto mounts = s_->Prepare(req->key(), req->parent(), ToLabels(req->labels()));
   if (mounts.ok()) ToProto(*mounts, resp->mutable_mounts());
-  return Reply("Prepare", req->key(), mounts.status());
+  return Reply("Prepare", req->key(), mounts.status(), start);
 }
 
 grpc::Status SnapshotsService::View(grpc::ServerContext*,
                                     const snapshots_v1::ViewSnapshotRequest* req,
                                     snapshots_v1::ViewSnapshotResponse* resp) {
+  const absl::Time start = absl::Now();
   auto mounts = s_->View(req->key(), req->parent(), ToLabels(req->labels()));
   if (mounts.ok()) ToProto(*mounts, resp->mutable_mounts());
-  return Reply("View", req->key(), mounts.status());
+  return Reply("View", req->key(), mounts.status(), start);
 }
 
 grpc::Status SnapshotsService::Mounts(grpc::ServerContext*, const snapshots_v1::MountsRequest* req,
                                       snapshots_v1::MountsResponse* resp) {
+  const absl::Time start = absl::Now();
   auto mounts = s_->Mounts(req->key());
   if (mounts.ok()) ToProto(*mounts, resp->mutable_mounts());
-  return Reply("Mounts", req->key(), mounts.status());
+  return Reply("Mounts", req->key(), mounts.status(), start);
 }
 
 grpc::Status SnapshotsService::Commit(grpc::ServerContext*,
                                       const snapshots_v1::CommitSnapshotRequest* req,
                                       google::protobuf::Empty*) {
-  return Reply("Commit", req->key(), s_->Commit(req->name(), req->key(), ToLabels(req->labels())));
+  const absl::Time start = absl::Now();
+  return Reply("Commit", req->key(), s_->Commit(req->name(), req->key(), ToLabels(req->labels())), start);
 }
 
 grpc::Status SnapshotsService::Remove(grpc::ServerContext*,
                                       const snapshots_v1::RemoveSnapshotRequest* req,
                                       google::protobuf::Empty*) {
-  return Reply("Remove", req->key(), s_->Remove(req->key()));
+  const absl::Time start = absl::Now();
+  return Reply("Remove", req->key(), s_->Remove(req->key()), start);
 }
 
 grpc::Status SnapshotsService::Stat(grpc::ServerContext*,
                                     const snapshots_v1::StatSnapshotRequest* req,
                                     snapshots_v1::StatSnapshotResponse* resp) {
+  const absl::Time start = absl::Now();
   auto info = s_->Stat(req->key());
   if (info.ok()) ToProto(*info, resp->mutable_info());
-  return Reply("Stat", req->key(), info.status());
+  return Reply("Stat", req->key(), info.status(), start);
 }
 
 grpc::Status SnapshotsService::Update(grpc::ServerContext*,
                                       const snapshots_v1::UpdateSnapshotRequest* req,
                                       snapshots_v1::UpdateSnapshotResponse* resp) {
+  const absl::Time start = absl::Now();
   Info info;
   info.name = req->info().name();
   info.parent = req->info().parent();
@@ -123,15 +136,16 @@ grpc::Status SnapshotsService::Update(grpc::ServerContext*,
                                  req->update_mask().paths().end());
   auto updated = s_->Update(info, paths);
   if (updated.ok()) ToProto(*updated, resp->mutable_info());
-  return Reply("Update", info.name, updated.status());
+  return Reply("Update", info.name, updated.status(), start);
 }
 
 grpc::Status SnapshotsService::List(grpc::ServerContext*,
                                     const snapshots_v1::ListSnapshotsRequest* req,
                                     grpc::ServerWriter<snapshots_v1::ListSnapshotsResponse>* w) {
+  const absl::Time start = absl::Now();
   std::vector<std::string> filters(req->filters().begin(), req->filters().end());
   auto infos = s_->List(filters);
-  if (!infos.ok()) return Reply("List", "", infos.status());
+  if (!infos.ok()) return Reply("List", "", infos.status(), start);
   // Batches of 100, as containerd's own service sends them.
   constexpr size_t kBatch = 100;
   snapshots_v1::ListSnapshotsResponse resp;
@@ -150,17 +164,19 @@ grpc::Status SnapshotsService::List(grpc::ServerContext*,
 
 grpc::Status SnapshotsService::Usage(grpc::ServerContext*, const snapshots_v1::UsageRequest* req,
                                      snapshots_v1::UsageResponse* resp) {
+  const absl::Time start = absl::Now();
   auto usage = s_->GetUsage(req->key());
   if (usage.ok()) {
     resp->set_size(usage->size);
     resp->set_inodes(usage->inodes);
   }
-  return Reply("Usage", req->key(), usage.status());
+  return Reply("Usage", req->key(), usage.status(), start);
 }
 
 grpc::Status SnapshotsService::Cleanup(grpc::ServerContext*, const snapshots_v1::CleanupRequest*,
                                        google::protobuf::Empty*) {
-  return Reply("Cleanup", "", s_->Cleanup());
+  const absl::Time start = absl::Now();
+  return Reply("Cleanup", "", s_->Cleanup(), start);
 }
 
 }  // namespace lazysnap

@@ -50,7 +50,8 @@ class RegistrySource : public containerd::ImageSource {
     return std::move(m.bytes);
   }
   absl::StatusOr<std::string> FetchBlob(const Descriptor& d) override {
-    return client_->FetchBlob(ref_, d.digest, kMaxConfigBytes);
+    // The descriptor's size: no HEAD first (a round trip).
+    return client_->FetchBlob(ref_, d.digest, kMaxConfigBytes, static_cast<uint64_t>(d.size));
   }
   absl::StatusOr<std::unique_ptr<BlobSource>> OpenBlob(const Descriptor& d) override {
     ASSIGN_OR_RETURN(auto b, client_->OpenBlob(ref_, d.digest, static_cast<uint64_t>(d.size)));
