@@ -132,6 +132,9 @@ absl::StatusOr<Recording> RecordImageWorkload(const ImageStore& src, std::string
     w.workdir = image.config["WorkingDir"].get<std::string>();
   }
   if (w.workdir.empty()) w.workdir = "/";
+  if (w.user.empty() && image.config["User"].is_string()) {
+    w.user = image.config["User"].get<std::string>();
+  }
   rec.argv = w.argv;
 
   TempDir tmp;

@@ -17,12 +17,14 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <grp.h>
 #include <unordered_set>
 
 #include "base/errors.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
+#include "image/workload_user.h"
 
 namespace lazysnap {
 namespace {
@@ -74,12 +76,26 @@ struct ChildPlan {
   std::vector<char*> argv, envp;
   std::string proc, root, workdir;
   int out_fd = -1;
+  bool set_user = false;  // drop to uid/gid/groups after chroot and chdir
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
 };
 
-ChildPlan Plan(const std::string& rootfs, const WorkloadOptions& o, int out_fd) {
+ChildPlan Plan(const std::string& rootfs, const WorkloadOptions& o, const WorkloadUser& user,
+               int out_fd) {
   ChildPlan p;
   p.argv_storage = o.argv;
   p.env_storage = o.env;
+  if (!o.user.empty()) {
+    p.set_user = true;
+    p.uid = user.uid;
+    p.gid = user.gid;
+    p.groups.assign(user.groups.begin(), user.groups.end());
+    bool has_home = std::any_of(o.env.begin(), o.env.end(),
+                                [](const std::string& e) { return e.rfind("HOME=", 0) == 0; });
+    if (!has_home && !user.home.empty()) p.env_storage.push_back(StrCat("HOME=", user.home));
+  }
   for (auto& a : p.argv_storage) p.argv.push_back(a.data());
   p.argv.push_back(nullptr);
   for (auto& e : p.env_storage) p.envp.push_back(e.data());
@@ -135,6 +151,11 @@ void ChildFail(const char* what) {
   }
   if (::chdir(p.workdir.c_str()) != 0) {
     ChildFail(p.workdir.c_str());
+    ::_exit(126);
+  }
+  if (p.set_user && (::setgroups(p.groups.size(), p.groups.data()) != 0 ||
+                     ::setgid(p.gid) != 0 || ::setuid(p.uid) != 0)) {
+    ChildFail("setting the user");
     ::_exit(126);
   }
   int err = ENOENT;
@@ -236,6 +257,7 @@ absl::StatusOr<WorkloadResult> RunRecordedWorkload(const std::string& rootfs_arg
   std::error_code ec;
   std::string rootfs = std::filesystem::canonical(rootfs_arg, ec).string();
   if (ec) return absl::NotFoundError(StrCat(rootfs_arg, ": ", ec.message()));
+  ASSIGN_OR_RETURN(WorkloadUser user, ResolveWorkloadUserInRoot(rootfs, options.user));
   for (const char* d : {"proc", "dev", "sys"}) {
     std::string p = StrCat(rootfs, "/", d);
     struct stat st;
@@ -257,7 +279,7 @@ absl::StatusOr<WorkloadResult> RunRecordedWorkload(const std::string& rootfs_arg
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "pipe");
   Fd out_r(pipefd[0]), out_w(pipefd[1]);
-  ChildPlan plan = Plan(rootfs, options, out_w.get());
+  ChildPlan plan = Plan(rootfs, options, user, out_w.get());
 
   // A raw clone (no stack: fork semantics) so that the child is PID 1 of a new PID namespace.
   long pid = ::syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, nullptr);

@@ -6,9 +6,10 @@
 // FAN_OPEN | FAN_OPEN_EXEC; the path of each event's descriptor read back from
 // /proc/self/fd). It sees every open by every process of the workload, whatever reads the
 // files (read, mmap, exec) and whatever cache is in use; /proc, /dev and /sys inside the root
-// are separate mounts and are not recorded. The workload runs as root in a new PID namespace
-// (PID 1 there: when it exits or is killed, everything it started dies with it) with a fresh
-// /proc, and /dev and /sys bound from the host.
+// are separate mounts and are not recorded. The workload runs as WorkloadOptions::user (the
+// image's User; root when empty) in a new PID namespace (PID 1 there: when it exits or is
+// killed, everything it started dies with it) with a fresh /proc, and /dev and /sys bound from
+// the host.
 #ifndef LAZYSNAP_IMAGE_WORKLOAD_H_
 #define LAZYSNAP_IMAGE_WORKLOAD_H_
 
@@ -30,6 +31,10 @@ struct WorkloadOptions {
   std::vector<std::string> argv;  // argv[0] looked up in the PATH of `env` unless it has a '/'
   std::vector<std::string> env;   // KEY=VALUE, the whole environment
   std::string workdir;            // inside the root; "" = "/"
+  // The image config's User: "uid[:gid]", or names resolved in the root's /etc/passwd and
+  // /etc/group (workload_user.h); "" = root. With a user, supplementary groups are the user's
+  // and HOME is set from /etc/passwd unless `env` has one.
+  std::string user;
   absl::Duration timeout = absl::InfiniteDuration();  // then the workload is killed
   std::string wait_for;  // when its output contains this, recording stops and it is killed
   int output_fd = 2;     // where its stdout and stderr are copied; -1: dropped

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -108,6 +110,48 @@ TEST_F(WorkloadTest, MissingCommandIsAnExitCodeNotAnError) {
   o.argv = {"no-such-command"};
   o.env = {"PATH=/bin"};
   EXPECT_EQ(Run(o).exit_code, 127);
+}
+
+TEST_F(WorkloadTest, RunsAsTheImageUser) {
+  for (const char* f : {"bin/sh", "bin/cat", "bin/sleep", "lib/x86_64-linux-gnu/libc.so.6",
+                        "lib64/ld-linux-x86-64.so.2"}) {
+    fs::permissions(root_ / f, fs::perms::owner_all | fs::perms::group_read |
+                                   fs::perms::group_exec | fs::perms::others_read |
+                                   fs::perms::others_exec);
+  }
+  fs::create_directories(root_ / "etc");
+  std::ofstream(root_ / "etc/passwd") << "root:x:0:0:root:/root:/bin/sh\n"
+                                      << "app:x:1234:2345:App:/home/app:/bin/sh\n";
+  std::ofstream(root_ / "etc/group") << "root:x:0:\napp:x:2345:\nextra:x:3456:app\n";
+  std::ofstream(root_ / "data/secret") << "root only\n";
+  fs::permissions(root_ / "data/secret", fs::perms::owner_read | fs::perms::owner_write);
+
+  char out_path[] = "/tmp/lazysnap-workload-out-XXXXXX";
+  int out = ::mkstemp(out_path);
+  ASSERT_GE(out, 0);
+  WorkloadOptions o;
+  o.argv = {"/bin/sh", "-c",
+            "cat /proc/self/status; echo HOME=$HOME; cat /data/secret || echo DENIED; cat /data/a"};
+  o.env = {"PATH=/bin"};
+  o.user = "app";
+  o.output_fd = out;
+  auto r = RunRecordedWorkload(root_.string(), o);
+  ::close(out);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::ifstream in(out_path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ::unlink(out_path);
+  EXPECT_NE(text.find("Uid:\t1234\t1234\t1234\t1234"), std::string::npos) << text;
+  EXPECT_NE(text.find("Gid:\t2345\t2345\t2345\t2345"), std::string::npos) << text;
+  EXPECT_NE(text.find("Groups:\t3456"), std::string::npos) << text;
+  EXPECT_NE(text.find("HOME=/home/app"), std::string::npos) << text;
+  EXPECT_NE(text.find("DENIED"), std::string::npos) << text;
+  EXPECT_EQ(IndexOf(r->files, "data/secret"), r->files.size());  // not opened: not recorded
+  EXPECT_LT(IndexOf(r->files, "data/a"), r->files.size());
+
+  o.user = "ghost";  // not in /etc/passwd: an error before anything runs
+  o.output_fd = -1;
+  EXPECT_TRUE(absl::IsNotFound(RunRecordedWorkload(root_.string(), o).status()));
 }
 
 }  // namespace

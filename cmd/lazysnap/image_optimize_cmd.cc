@@ -27,6 +27,7 @@ struct OptimizeFlags {
   std::string wait_for;
   std::vector<std::string> env;
   std::string workdir;
+  std::string user;
   bool print_files = false;
 };
 
@@ -71,6 +72,7 @@ int Run(const OptimizeFlags& f) {
   record.workload.argv = f.command;
   record.workload.env = f.env;
   record.workload.workdir = f.workdir;
+  record.workload.user = f.user;
   if (f.timeout_seconds > 0) record.workload.timeout = absl::Seconds(f.timeout_seconds);
   record.workload.wait_for = f.wait_for;
   record.workload.output_fd = f.convert.quiet ? -1 : STDERR_FILENO;
@@ -121,10 +123,10 @@ void AddImageOptimizeCommand(CLI::App& image, CommandBody* run) {
       "Run a workload from the image with its file opens recorded, then convert the image\n"
       "(as `image convert`) with the files it opened first in each layer, in first-open\n"
       "order, followed by the prefetch landmark: what the workload needs at startup is then\n"
-      "one range per layer, prefetched as one request. The workload runs as root, chrooted\n"
-      "into the unpacked image (in --temp-dir), in its own PID namespace with /proc, /dev and\n"
-      "/sys; CMD defaults to the image's Entrypoint + Cmd, with its Env and WorkingDir. Its\n"
-      "output goes to stderr. Needs root.");
+      "one range per layer, prefetched as one request. The workload runs as the image's User\n"
+      "(root if none), chrooted into the unpacked image (in --temp-dir), in its own PID\n"
+      "namespace with /proc, /dev and /sys; CMD defaults to the image's Entrypoint + Cmd, with\n"
+      "its Env and WorkingDir. Its output goes to stderr. Needs root.");
   cmd->footer(
       "\nExamples:\n"
       "  lazysnap image optimize registry.example/app:v1 registry.example/app:v1-opt\n"
@@ -153,6 +155,9 @@ void AddImageOptimizeCommand(CLI::App& image, CommandBody* run) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--workdir", flags->workdir,
                   "working directory of the workload (default: the image's WorkingDir, else /)");
+  cmd->add_option("--user", flags->user,
+                  "USER[:GROUP] the workload runs as, numeric or names from the image's "
+                  "/etc/passwd and /etc/group (default: the image's User, else root)");
   cmd->add_flag("--print-files", flags->print_files,
                 "print the prioritized files on stdout, one a line, in order, instead of the "
                 "summary (--json has them as \"prioritizedFiles\")");
