@@ -105,11 +105,17 @@ absl::StatusOr<std::optional<Credentials>> RunCredentialHelper(
   posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);  // its own group: a timeout kills its children too
-  sigset_t none;
+  // No signal blocked (lazysnapd blocks its shutdown signals in every thread) and SIGPIPE
+  // back to its default (a caller may ignore it).
+  sigset_t none, pipe;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attr, &pipe);
   std::string arg0 = program, arg1 = "get";
   char* argv[] = {arg0.data(), arg1.data(), nullptr};
   pid_t pid = -1;
