@@ -15,7 +15,10 @@
 #include "format/estargz_testutil.h"
 #include "fusefs/testing.h"
 #include "registry/curl_transport.h"
+#include "registry/fault_proxy.h"
 #include "registry/testenv.h"
+
+#include <thread>
 
 namespace lazysnap {
 namespace {
@@ -73,9 +76,13 @@ class RegistryMounterTest : public ::testing::Test {
     ASSERT_EQ(::mkdir(mnt_.c_str(), 0755), 0);
     NewMounter();
   }
-  void NewMounter() {
+  void NewMounter(bool prefetch = false) {
     mounter_.reset();
     RegistryMounterOptions options;
+    if (prefetch) {
+      options.prefetch = PrefetchConfig{};
+      options.trace_root = StrCat(tmp_.path(), "/root");
+    }
     options.cache_root = StrCat(tmp_.path(), "/cache");
     options.mount_deadline = absl::Seconds(2);
     options.read_deadline = absl::Seconds(2);
@@ -150,6 +157,29 @@ TEST_F(RegistryMounterTest, MountsFromStoredTocWithoutTheRegistry) {
   EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n") << "cached chunk";
   EXPECT_EQ(ReadAll(mnt_ + "/bin/big"), std::nullopt) << "EIO: not cached, registry gone";
   EXPECT_TRUE(mounter_->Check(mnt_).ok()) << "a failed read does not kill the mount";
+}
+
+TEST_F(RegistryMounterTest, ResolvingTheTagDoesNotDelayTheTocRead) {
+  // Labels as ctr-remote gives them for a tag: no manifest digest, so the prefetcher's image
+  // key is the tag resolved. The registry stalls every manifest request; the layer's TOC is
+  // read meanwhile (before this, only after the resolution gave up: a round trip or more of
+  // every pull at 20 ms RTT).
+  auto proxy = registry::testing::FaultProxy::Start(registry_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  (*proxy)->set_stall(absl::Seconds(4));
+  (*proxy)->Always(registry::testing::Fault::kStall, "/manifests/");
+  ref_ = StrCat((*proxy)->host(), "/test/layer:x");
+  NewMounter(/*prefetch=*/true);
+  absl::Status mounted;
+  std::thread mount([&] { mounted = mounter_->Mount(digest_, LabelsFor(digest_), mnt_); });
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(1500);  // mount deadline: 2 s
+  while ((*proxy)->requests() < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_GE((*proxy)->requests(), 2) << "the blob was not read while the manifest was stalled";
+  mount.join();
+  ASSERT_TRUE(mounted.ok()) << mounted;  // without an image key: no trace, still mounted
+  EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_.reset();  // before the proxy
 }
 
 }  // namespace
