@@ -27,13 +27,43 @@ PrefetchOptions Effective(PrefetchOptions o) {
   if (o.bandwidth_limit > 0) {
     const uint64_t quarter = std::max<uint64_t>(o.bandwidth_limit / 4, 64 << 10);
     o.max_batch_bytes = std::min(o.max_batch_bytes, quarter);
+    o.background_batch_bytes = std::min(o.background_batch_bytes, quarter);
     o.first_batch_bytes = std::min(o.first_batch_bytes, o.max_batch_bytes);
-    o.max_request_bytes = std::min(o.max_request_bytes, o.max_batch_bytes);
+    o.max_request_bytes = std::min(o.max_request_bytes, quarter);
+    o.ordered_request_bytes = std::min(o.ordered_request_bytes, quarter);
   }
   return o;
 }
 
 }  // namespace
+
+uint64_t PrefetchRequestBytes(absl::Span<const Chunk> chunks, std::vector<uint32_t> missing,
+                              const FetchShape& shape) {
+  std::sort(missing.begin(), missing.end(), [&chunks](uint32_t a, uint32_t b) {
+    return chunks[a].compressed_offset < chunks[b].compressed_offset;
+  });
+  // As LayerCache::EnsureChunks: requests of at most max_request_bytes from their first chunk,
+  // each merging chunks up to max_gap_bytes apart.
+  uint64_t total = 0, begin = 0, end = 0, request = 0;
+  bool open = false;
+  for (uint32_t c : missing) {
+    if (c >= chunks.size()) continue;
+    const uint64_t off = chunks[c].compressed_offset, e = off + chunks[c].compressed_size;
+    const bool same_request = open && e - request <= std::max<uint64_t>(shape.max_request_bytes, 1);
+    if (same_request && off <= end + shape.max_gap_bytes &&
+        std::max(e, end) - begin <= shape.max_request_bytes) {
+      end = std::max(end, e);
+      continue;
+    }
+    if (open) total += end - begin;
+    if (!same_request) request = off;
+    begin = off;
+    end = e;
+    open = true;
+  }
+  if (open) total += end - begin;
+  return total;
+}
 
 PrefetchScheduler::PrefetchScheduler(const PrefetchOptions& options)
     : options_(Effective(options)), bucket_(options_.bandwidth_limit, options_.first_batch_bytes) {
@@ -54,14 +84,15 @@ PrefetchScheduler::~PrefetchScheduler() {
 
 std::vector<std::vector<uint32_t>> PrefetchScheduler::Cut(const PrefetchJob& job,
                                                           const std::vector<uint32_t>& order,
-                                                          bool grow) const {
+                                                          bool background) const {
   std::vector<std::vector<uint32_t>> batches;
-  uint64_t cap = grow ? options_.first_batch_bytes : options_.max_batch_bytes;
+  uint64_t cap = background ? options_.background_batch_bytes : options_.first_batch_bytes;
+  const uint64_t max = background ? options_.background_batch_bytes : options_.max_batch_bytes;
   uint64_t bytes = 0;
   for (uint32_t c : order) {
     if (c >= job.chunks.size() || job.chunks[c].size == 0 || job.chunks[c].zeros) continue;
     if (batches.empty() || bytes >= cap) {
-      if (!batches.empty()) cap = std::min(cap * 2, std::max(options_.max_batch_bytes, cap));
+      if (!batches.empty()) cap = std::min(cap * 2, std::max(max, cap));
       batches.emplace_back();
       bytes = 0;
     }
@@ -74,7 +105,7 @@ std::vector<std::vector<uint32_t>> PrefetchScheduler::Cut(const PrefetchJob& job
 uint64_t PrefetchScheduler::Submit(PrefetchJob spec) {
   auto job = std::make_shared<Job>();
   job->started = absl::Now();
-  std::vector<std::vector<uint32_t>> ordered = Cut(spec, spec.order, /*grow=*/true);
+  std::vector<std::vector<uint32_t>> ordered = Cut(spec, spec.order, /*background=*/false);
   std::vector<std::vector<uint32_t>> rest;
   if (spec.background) {
     std::vector<bool> listed(spec.chunks.size(), false);
@@ -88,7 +119,7 @@ uint64_t PrefetchScheduler::Submit(PrefetchJob spec) {
     std::sort(others.begin(), others.end(), [&spec](uint32_t a, uint32_t b) {
       return spec.chunks[a].compressed_offset < spec.chunks[b].compressed_offset;
     });
-    rest = Cut(spec, others, /*grow=*/false);
+    rest = Cut(spec, others, /*background=*/true);
   }
   spec.order.clear();
   spec.order.shrink_to_fit();
@@ -99,7 +130,7 @@ uint64_t PrefetchScheduler::Submit(PrefetchJob spec) {
   if (job->batches_total == 0) return job->id;
   jobs_.push_back(job);
   for (auto& b : ordered) ordered_.push_back({job, std::move(b)});
-  for (auto& b : rest) background_.push_back({job, std::move(b)});
+  for (auto& b : rest) background_.push_back({job, std::move(b), /*background=*/true});
   changed_.SignalAll();
   return job->id;
 }
@@ -175,14 +206,30 @@ void PrefetchScheduler::Work() {
   }
 }
 
+FetchShape PrefetchScheduler::ShapeOf(const Batch& batch) const {
+  FetchShape shape;
+  shape.max_gap_bytes = options_.max_gap_bytes;
+  if (batch.background) {
+    shape.max_request_bytes = options_.max_request_bytes;
+  } else {
+    // The trace's chunks are what the workload reads next: they do not wait for its reads'
+    // fetches, and every worker may fetch for the layer at once.
+    shape.max_request_bytes = options_.ordered_request_bytes;
+    shape.yield_to_ondemand = false;
+    shape.max_fetches = std::max(1, options_.workers);
+  }
+  return shape;
+}
+
 void PrefetchScheduler::RunBatch(const Batch& batch) {
   Job& job = *batch.job;
-  uint64_t missing = 0;
-  for (uint32_t c : batch.chunks) {
-    if (!job.spec.cache->IsPresent(c)) missing += job.spec.chunks[c].compressed_size;
-  }
-  if (missing == 0) return;
-  const absl::Time start = absl::Now() + bucket_.Reserve(missing, absl::Now());
+  const FetchShape shape = ShapeOf(batch);
+  std::vector<uint32_t> missing = job.spec.cache->Missing(batch.chunks);
+  if (missing.empty()) return;
+  const uint64_t bytes = bucket_.rate() > 0
+                             ? PrefetchRequestBytes(job.spec.chunks, missing, shape)
+                             : 0;
+  const absl::Time start = absl::Now() + bucket_.Reserve(bytes, absl::Now());
   {
     absl::MutexLock lock(&mu_);
     while (!stop_ && !job.cancelled && absl::Now() < start) {
@@ -190,9 +237,7 @@ void PrefetchScheduler::RunBatch(const Batch& batch) {
     }
     if (stop_ || job.cancelled) return;
   }
-  absl::Status s = job.spec.cache->EnsureChunks(
-      batch.chunks, FetchPriority::kPrefetch,
-      FetchShape{options_.max_gap_bytes, options_.max_request_bytes});
+  absl::Status s = job.spec.cache->EnsureChunks(missing, FetchPriority::kPrefetch, shape);
   if (!s.ok()) {
     absl::MutexLock lock(&mu_);
     if (!job.failed) {

@@ -190,6 +190,7 @@ TEST_F(SchedulerTest, PrefetchNeverDelaysAnOnDemandReadBehindIt) {
   for (uint32_t i = 0; i < layer_.files[0].chunks_count; i++) order.push_back(i);
   PrefetchOptions o;
   o.first_batch_bytes = 8 << 20;
+  o.ordered_request_bytes = 8 << 20;  // one large request
   PrefetchScheduler s(o);
   absl::Time start = absl::Now();
   s.Submit(Job(order));
@@ -227,6 +228,95 @@ TEST_F(SchedulerTest, AReadOfAChunkBeingPrefetchedWaitsOnThatFetch) {
   ASSERT_TRUE(Read(0));
   EXPECT_EQ(slow->requests().size(), 1u);  // one fetch, shared
   EXPECT_GE(cache_->stats().waits, 1u);
+}
+
+TEST_F(SchedulerTest, ARacingReadWaitsOnTheReplayInsteadOfFetchingTwice) {
+  // A 4 MiB file replayed in one batch: ordered requests are cut to 1 MiB, within what an
+  // on-demand read waits on, so a read of its first chunk shares the prefetch's fetch.
+  // (Before, one 4 MiB request: the read fetched the chunk a second time.)
+  TestLayer l = MakeTestLayer({4 << 20}, 65536);
+  layer_ = l;
+  auto slow = std::make_shared<SlowSource>(l.blob, absl::Milliseconds(200));
+  auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, slow,
+                            std::make_shared<PlainChunkDecoder>());
+  ASSERT_TRUE(c.ok());
+  cache_ = std::move(*c);
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < layer_.files[0].chunks_count; i++) order.push_back(i);
+  PrefetchOptions o;
+  o.first_batch_bytes = 8 << 20;
+  PrefetchScheduler s(o);
+  s.Submit(Job(order));
+  while (slow->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
+  std::string buf(65536, '\0');
+  ASSERT_TRUE(cache_->ReadFile(layer_.files[0], 0, absl::MakeSpan(buf)).ok());
+  s.WaitIdle();
+  LayerCacheStats st = cache_->stats();
+  EXPECT_EQ(st.bytes_fetched, uint64_t{4} << 20);  // every byte once
+  EXPECT_EQ(st.ondemand_chunks(), 0u);
+  EXPECT_EQ(st.prefetch_requests, 4u);
+  for (const auto& r : slow->requests()) EXPECT_LE(r.size, 1u << 20);
+}
+
+TEST_F(SchedulerTest, ReplayDoesNotWaitForOnDemandFetches) {
+  // File 0 is read on demand and its fetch stalls; the replay of file 1 still completes.
+  Use(MakeTestLayer({4096, 4096}, 4096, /*gap=*/1 << 20));
+  absl::Notification stalled, release;
+  source_->set_hook([&](uint64_t offset, absl::Span<char>) {
+    if (offset == 0) {
+      stalled.Notify();
+      release.WaitForNotification();
+    }
+    return absl::OkStatus();
+  });
+  std::thread reader([&] { EXPECT_TRUE(Read(0)); });
+  stalled.WaitForNotification();
+  PrefetchScheduler s(PrefetchOptions{});
+  s.Submit(Job({1}));
+  s.WaitIdle();
+  EXPECT_TRUE(cache_->IsPresent(1));
+  EXPECT_FALSE(cache_->IsPresent(0));
+  release.Notify();
+  reader.join();
+}
+
+TEST(PrefetchRequestBytesTest, CountsBridgedGapsAsEnsureChunksMergesThem) {
+  // Chunks of 100 bytes at 0, 150, 1000 and 5000 (one chunk table, files irrelevant here).
+  std::vector<Chunk> chunks(4);
+  const uint64_t offsets[] = {0, 150, 1000, 5000};
+  for (int i = 0; i < 4; i++) {
+    chunks[i].compressed_offset = offsets[i];
+    chunks[i].compressed_size = 100;
+  }
+  EXPECT_EQ(PrefetchRequestBytes(chunks, {3, 0, 1, 2}, {0, 1 << 20}), 400u);
+  EXPECT_EQ(PrefetchRequestBytes(chunks, {0, 1}, {64, 1 << 20}), 250u);   // 50-byte gap
+  EXPECT_EQ(PrefetchRequestBytes(chunks, {0, 1, 2}, {1000, 1 << 20}), 1100u);
+  EXPECT_EQ(PrefetchRequestBytes(chunks, {0, 1, 2, 3}, {1 << 20, 1 << 20}), 5100u);
+  EXPECT_EQ(PrefetchRequestBytes(chunks, {0, 1, 2, 3}, {1 << 20, 1100}), 1200u);  // split
+  EXPECT_EQ(PrefetchRequestBytes(chunks, {}, {1 << 20, 1 << 20}), 0u);
+}
+
+TEST_F(SchedulerTest, BandwidthLimitCountsBridgedGaps) {
+  // Pairs of 64 KiB chunks 1 MiB apart; each batch (one pair) is one request bridging the
+  // gap: 1.125 MiB on the wire, not 128 KiB. 3 batches at 8 MiB/s: after the 128 KiB burst
+  // the last waits for 2.25 MiB - 128 KiB = about 265 ms (counting chunks only: 16 ms).
+  Use(MakeTestLayer(std::vector<uint64_t>(6, 65536), 65536, /*gap=*/1 << 20));
+  PrefetchOptions o;
+  o.workers = 1;
+  o.max_gap_bytes = 2 << 20;
+  o.ordered_request_bytes = 4 << 20;  // (a quarter second's worth under the limit: 2 MiB)
+  o.first_batch_bytes = 128 << 10;
+  o.max_batch_bytes = 128 << 10;
+  o.bandwidth_limit = 8 << 20;
+  absl::Time start = absl::Now();
+  {
+    PrefetchScheduler s(o);
+    s.Submit(Job({0, 1, 2, 3, 4, 5}));
+    s.WaitIdle();
+  }
+  EXPECT_TRUE(cache_->Complete());
+  EXPECT_EQ(source_->requests().size(), 3u);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(240));
 }
 
 TEST_F(SchedulerTest, BackgroundFetchCompletesTheLayerAfterTheTrace) {

@@ -70,6 +70,15 @@ def parse_args(argv):
     ap.add_argument("--lazy-pull", choices=("ctr-remote", "lazysnap"), default="ctr-remote",
                     help="how lazysnap modes pull: `ctr-remote image rpull --snapshotter "
                     "lazysnap` (default) or `lazysnap image pull`")
+    ap.add_argument("--prefetch-config", metavar="K=V,...", default="",
+                    help="extra lines for lazysnapd's [prefetch] table, e.g. "
+                    "max_gap_bytes=65536,workers=4 (experiments; noted in the report)")
+    ap.add_argument("--convert-args", metavar="ARGS", default="",
+                    help="extra arguments of `lazysnap image convert` for the lazysnap modes' "
+                    "image, e.g. '--chunk-size 64KiB' or '--format zstd-chunked' (noted in "
+                    "the report; the floor is computed from the same image)")
+    ap.add_argument("--keep-logs", action="store_true",
+                    help="copy lazysnapd's log of every run to OUT/logs/")
     ap.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     ap.add_argument("--render", metavar="DIR",
                     help="only write the report and charts again from DIR/results.json")
@@ -130,6 +139,9 @@ class Bench:
             if not self.lazysnap_pull:
                 self.note("`lazysnap image pull` (with --address, --namespace, --plain-http) is "
                           "not in this build: lazy pulls use `ctr-remote image rpull`")
+        if self.a.convert_args:
+            self.note(f"lazysnap images converted with `lazysnap image convert "
+                      f"{self.a.convert_args}`")
         self.note("lazy pulls use " + ("`lazysnap image pull`" if self.lazysnap_pull else
                                        "`ctr-remote image rpull --snapshotter lazysnap`"))
 
@@ -153,8 +165,9 @@ class Bench:
             runner._run(["skopeo", "copy", "-q", "--dest-tls-verify=false",
                          f"oci:{layout}:{w.image}", f"docker://{src}:gzip"], what="skopeo copy")
             if variants & {"esgz", "opt"}:
-                runner._run([self.tools["lazysnap"], "image", "convert", "-q", "--plain-http",
-                             f"{src}:gzip", f"{src}:esgz"], what="lazysnap image convert")
+                runner._run([self.tools["lazysnap"], "image", "convert", "-q", "--plain-http"] +
+                            self.a.convert_args.split() + [f"{src}:gzip", f"{src}:esgz"],
+                            what="lazysnap image convert")
             if "opt" in variants:
                 try:
                     runner._run([self.tools["lazysnap"], "image", "optimize", "--plain-http",
@@ -170,6 +183,12 @@ class Bench:
         registry = Registry(self.workdir, self.cleanups)
         self.push_images(registry)
         ctx = runner.Context(self.tools, registry, self.workdir, self.pull_cmd)
+        ctx.prefetch = tuple(f"{k.strip()} = {v.strip()}" for k, v in
+                             (kv.split("=", 1) for kv in self.a.prefetch_config.split(",") if kv))
+        if ctx.prefetch:
+            self.note("lazysnapd [prefetch] " + ", ".join(ctx.prefetch))
+        if self.a.keep_logs:
+            ctx.keep_logs = os.path.abspath(os.path.join(self.a.out, "logs"))
         traces = {}
         run_id = 0
         for net in self.a.networks:

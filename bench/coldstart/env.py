@@ -231,7 +231,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 
 
 class Lazysnapd:
-    def __init__(self, binary, workdir, cleanups, name="lazysnapd"):
+    """`prefetch`: extra `KEY = VALUE` lines for its [prefetch] table (--prefetch-config)."""
+
+    def __init__(self, binary, workdir, cleanups, name="lazysnapd", prefetch=()):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.root = os.path.join(self.dir, "root")
@@ -244,7 +246,8 @@ class Lazysnapd:
             # an on-demand (no trace) run must not find by itself.
             f.write(f'root = "{self.root}"\naddress = "{self.sock}"\nlog_level = "info"\n'
                     f'[registry]\nconfig_path = "{self.dir}/certs.d"\n'
-                    f'[prefetch]\nregistry_lookup = false\n')
+                    f'[prefetch]\nregistry_lookup = false\n' +
+                    "".join(f"{line}\n" for line in prefetch))
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen([binary, "--config", f"{self.dir}/config.toml"],
                                          stdout=logf, stderr=subprocess.STDOUT)

@@ -67,6 +67,8 @@ class Context:
         self.pull_cmd = pull_cmd      # function(ctx, containerd, ref, snapshotter) -> argv
         self.shaper = None
         self.network = None
+        self.prefetch = ()            # extra [prefetch] lines for lazysnapd (--prefetch-config)
+        self.keep_logs = None         # directory: lazysnapd's log of every run is copied there
 
 
 def measure(ctx, workload, mode, ref, run_id, present=False, seed_root=None, keep_traces=None):
@@ -88,7 +90,14 @@ def measure(ctx, workload, mode, ref, run_id, present=False, seed_root=None, kee
                 root = os.path.join(wd, "lazysnapd", "root")
                 os.makedirs(root, exist_ok=True)
                 seed_root(root)
-            daemon = Lazysnapd(ctx.tools["lazysnapd"], wd, cleanups)
+            daemon = Lazysnapd(ctx.tools["lazysnapd"], wd, cleanups, prefetch=ctx.prefetch)
+            if ctx.keep_logs:
+                # Copied after lazysnapd stops (the cleanup below runs first: newest first), so
+                # the log has its per-layer figures written at unmount.
+                dst = os.path.join(ctx.keep_logs, f"{cid}.lazysnapd.log")
+                cleanups.add(lambda: (os.makedirs(ctx.keep_logs, exist_ok=True),
+                                      shutil.copyfile(daemon.log_path, dst)))
+                cleanups.add(lambda: kill(daemon.proc))
             proxies["lazysnap"] = daemon.sock
         elif mode.snapshotter == "stargz":
             daemon = StargzGrpc(ctx.tools["stargz_grpc"], wd, cleanups, ctx.shaper.addr)
