@@ -485,25 +485,6 @@ absl::StatusOr<DataRange> LayerCache::FileRange(const Entry& file, uint64_t offs
   return r;
 }
 
-absl::StatusOr<DataRange> LayerCache::CachedRange(const Entry& file, uint64_t offset,
-                                                  uint64_t length) const {
-  if (uint64_t{file.chunks_begin} + file.chunks_count > chunks_.size()) {
-    return absl::InvalidArgumentError("file's chunks are outside the chunk table");
-  }
-  DataRange r;
-  r.fd = data_fd_.get();
-  if (offset >= file.size || length == 0) return r;
-  r.length = std::min(length, file.size - offset);
-  r.offset = data_offset(file.chunks_begin) + offset;
-  if (complete_.load(std::memory_order_acquire)) return r;
-  auto [first, end] = ChunkSpan(file, offset, r.length);
-  absl::MutexLock lock(&mu_);
-  for (uint32_t i = first; i < end; i++) {
-    if (!present_[i]) return absl::NotFoundError("chunk not present");
-  }
-  return r;
-}
-
 void LayerCache::NotePrefetchedReads(uint32_t first, uint32_t end) {
   if (!any_prefetched_.load(std::memory_order_acquire)) return;
   for (uint32_t c = first; c < end; c++) {

@@ -139,12 +139,6 @@ class LayerCache {
   absl::StatusOr<DataRange> FileRange(const Entry& file, uint64_t offset, uint64_t length,
                                       FetchPriority priority = FetchPriority::kOnDemand);
 
-  // Where [offset, offset + length) of `file` is in the data file if every chunk of it is
-  // present; NotFound otherwise. Never fetches, counts nothing and records no access (for
-  // pushing cached bytes to a reader ahead of its reads: fusefs/page_pusher.h).
-  absl::StatusOr<DataRange> CachedRange(const Entry& file, uint64_t offset,
-                                        uint64_t length) const;
-
   // Indices of the chunks of `file` overlapping [offset, offset + length).
   std::vector<uint32_t> ChunksOfRange(const Entry& file, uint64_t offset, uint64_t length) const;
 

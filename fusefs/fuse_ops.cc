@@ -162,7 +162,6 @@ struct FuseOps {
     buf.buf[0].fd = r->fd;
     buf.buf[0].pos = static_cast<off_t>(r->offset);
     fuse_reply_data(req, &buf, static_cast<fuse_buf_copy_flags>(0));
-    fs.pusher_->OnRead(ino, file, static_cast<uint64_t>(off), r->length);
   }
 
   static void DoReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {

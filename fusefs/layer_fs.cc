@@ -127,12 +127,7 @@ absl::StatusOr<std::unique_ptr<LayerFs>> LayerFs::Mount(std::shared_ptr<const Se
   if (fs->session_ == nullptr) {
     return absl::InternalError(StrCat("fuse_session_new failed (options '", opts, "')"));
   }
-  PagePusherOptions push;
-  push.window_bytes = options.push_ahead_bytes;
-  push.piece_bytes = std::min(push.piece_bytes, effective.max_read_bytes);
-  fs->pusher_ = std::make_unique<PagePusher>(fs->session_, fs->cache_.get(), push);
   if (fuse_session_mount(fs->session_, fs->mountpoint_.c_str()) != 0) {
-    fs->pusher_.reset();
     fuse_session_destroy(fs->session_);
     fs->session_ = nullptr;
     return absl::UnavailableError(
@@ -202,7 +197,6 @@ absl::Status LayerFs::Unmount() {
     }
   }
   loop_.join();
-  pusher_->Stop();
   fuse_session_destroy(session_);  // closes /dev/fuse; never unmounts (done above)
   session_ = nullptr;
   LZ_LOG(kInfo, "fusefs: unmounted ", mountpoint_);
@@ -231,7 +225,6 @@ LayerFsStats LayerFs::stats() const {
   s.readdirs = get(counters_.readdirs);
   s.getattrs = get(counters_.getattrs);
   s.xattr_calls = get(counters_.xattr_calls);
-  if (pusher_ != nullptr) s.pushed = pusher_->stats();
   return s;
 }
 

@@ -30,7 +30,6 @@
 #include "cache/layer_cache.h"
 #include "format/layer.h"
 #include "fusefs/layer_view.h"
-#include "fusefs/page_pusher.h"
 
 struct fuse_session;
 
@@ -48,10 +47,6 @@ struct LayerFsOptions {
   // replies that large (pipe size limit: 512 KiB in containers; layer_fs.cc).
   uint32_t max_read_bytes = 1u << 20;
   uint32_t read_ahead_kb = 1024;               // the mount's bdi readahead (kernel: 128); 0 keeps it
-  // Sequential readers of cached files get this many bytes ahead of their newest read pushed
-  // into the page cache by the daemon (page_pusher.h); 0: off. Off by default: no faster
-  // sequential reads measured (docs/fusefs.md).
-  uint64_t push_ahead_bytes = 0;
   std::string fsname = "lazysnap";             // shown in /proc/mounts (e.g. the layer digest)
   OpaqueXattr opaque_xattr = OpaqueXattr::kTrusted;
   // Unmount(): how long to wait for users of a detached mount before aborting the connection.
@@ -64,7 +59,6 @@ struct LayerFsStats {
   uint64_t lookups = 0, negative_lookups = 0;
   uint64_t reads = 0, read_bytes = 0, read_errors = 0;
   uint64_t readdirs = 0, getattrs = 0, xattr_calls = 0;
-  PagePusherStats pushed;  // daemon-side readahead (page_pusher.h)
 };
 
 class LayerFs {
@@ -109,7 +103,6 @@ class LayerFs {
   const LayerFsOptions options_;
   const LayerView view_;
   fuse_session* session_ = nullptr;  // owned; destroyed after the loop ends
-  std::unique_ptr<PagePusher> pusher_;  // uses session_; stopped before it is destroyed
   std::thread loop_;
   absl::Notification loop_done_;
   dev_t dev_ = 0;     // the mount's st_dev (names the fuse connection); set before the loop
