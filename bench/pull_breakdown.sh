@@ -90,6 +90,9 @@ for i in $(seq 1 "$RUNS"); do
   t2=$EPOCHREALTIME
   awk -v a="$t0" -v b="$t1" -v c="$t2" -v r="$i" -v p="$PULLER" \
     'BEGIN { printf "run %d (%s): pull %.3f s, create %.3f s\n", r, p, b - a, c - b }'
+  # The same clock as lazysnapd's log lines (UTC), to place its Prepare within the pull.
+  printf 'pull from %s to %s, create to %s\n' "$(date -u -d "@$t0" +%T.%3N)" \
+    "$(date -u -d "@$t1" +%T.%3N)" "$(date -u -d "@$t2" +%T.%3N)"
   tail -n +"$mark" "$D/lazysnapd.log" | grep -E "grpc: |http: |mounted at|TOC|prefetch" |
     grep -v "grpc: Stat .* NOT_FOUND" | cut -c1-230 || true
   ls_kill "$LZD"
