@@ -72,7 +72,15 @@ run_hello() { # REF ID: runs the image with lazysnap, asserts "hello"
   # backoff for a few seconds ("connection error|closed: unavailable"): retry those only.
   for try in $(seq 1 20); do
     out=$($CTR run --rm --snapshotter lazysnap "$1" "$2" python3 -c 'print("hello")' 2>&1) && break
-    case "$out" in *"connection"*unavailable) sleep 1 ;; *) ls_fail "ctr run $1: $out" ;; esac
+    # A failed attempt may leave the container (and a stopped task) behind: the next one
+    # would fail with "already exists" / "cannot start a stopped process".
+    case "$out" in
+      *"connection"*unavailable)
+        $CTR task rm -f "$2" >/dev/null 2>&1 || true
+        $CTR container rm "$2" >/dev/null 2>&1 || true
+        sleep 1 ;;
+      *) ls_fail "ctr run $1: $out" ;;
+    esac
   done
   [ "$out" = hello ] || ls_fail "ctr run $1 printed: $out"
   ls_log "ok: $1 printed hello"
