@@ -37,7 +37,8 @@ struct ImageRecord {
   Descriptor target;  // media type, digest, size, annotations
 };
 
-// Implementations need not be thread-safe: one pull drives one instance from one thread.
+// Thread-safety: one pull drives one instance; it may call WriteContent and SetContentLabels
+// on a second thread while the first makes other calls (never UseLease then).
 class ContainerdApi {
  public:
   virtual ~ContainerdApi() = default;

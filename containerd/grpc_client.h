@@ -1,6 +1,7 @@
 // GrpcContainerd: ContainerdApi over containerd's gRPC socket. Every call carries the
 // namespace (metadata header containerd-namespace) and, after UseLease, the lease
-// (containerd-lease). Not thread-safe (one pull, one thread); the channel is its own.
+// (containerd-lease). Calls may run concurrently (gRPC stubs are thread-safe), except
+// UseLease, which must not run concurrently with any other call; the channel is its own.
 #ifndef LAZYSNAP_CONTAINERD_GRPC_CLIENT_H_
 #define LAZYSNAP_CONTAINERD_GRPC_CLIENT_H_
 

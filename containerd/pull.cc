@@ -1,5 +1,6 @@
 #include "containerd/pull.h"
 
+#include <future>
 #include <random>
 
 #include "absl/time/clock.h"
@@ -155,6 +156,26 @@ absl::StatusOr<PullResult> PullLeased(ContainerdApi& api, ImageSource& source,
   result.manifest = r.manifest_desc;
   result.config = r.manifest.config;
   std::vector<Sha256> chains = ChainIds(diff_ids);
+  // Config and manifest, each with the GC labels that keep its children, go to the content
+  // store on another thread while the layers are prepared: containerd commits each write to
+  // disk, and a remote layer's Prepare waits on the registry. (Under the lease, a GC label may
+  // name a snapshot not yet made.) Joined before anything else happens: on every return
+  // (std::async's future waits when destroyed).
+  std::future<absl::Status> content = std::async(std::launch::async, [&]() -> absl::Status {
+    Labels config_labels;
+    if (!chains.empty()) {
+      config_labels[StrCat("containerd.io/gc.ref.snapshot.", o.snapshotter)] =
+          chains.back().ToString();
+    }
+    RETURN_IF_ERROR(PutBytes(api, r.manifest.config, config_bytes, config_labels));
+    Labels manifest_labels = {{"containerd.io/gc.ref.content.config",
+                               r.manifest.config.digest.ToString()}};
+    for (size_t i = 0; i < r.manifest.layers.size(); ++i) {
+      manifest_labels[StrCat("containerd.io/gc.ref.content.l.", i)] =
+          r.manifest.layers[i].digest.ToString();
+    }
+    return PutBytes(api, r.manifest_desc, r.manifest_bytes, manifest_labels);
+  });
   std::string parent;
   for (size_t i = 0; i < r.manifest.layers.size(); ++i) {
     PulledLayer l{r.manifest.layers[i], diff_ids[i], chains[i].ToString(), LayerOutcome::kRemote};
@@ -166,19 +187,7 @@ absl::StatusOr<PullResult> PullLeased(ContainerdApi& api, ImageSource& source,
     result.layers.push_back(std::move(l));
   }
 
-  // Content, children first, each with the GC labels that keep its children.
-  Labels config_labels;
-  if (!parent.empty()) {
-    config_labels[StrCat("containerd.io/gc.ref.snapshot.", o.snapshotter)] = parent;
-  }
-  RETURN_IF_ERROR(PutBytes(api, r.manifest.config, config_bytes, config_labels));
-  Labels manifest_labels = {{"containerd.io/gc.ref.content.config",
-                             r.manifest.config.digest.ToString()}};
-  for (size_t i = 0; i < r.manifest.layers.size(); ++i) {
-    manifest_labels[StrCat("containerd.io/gc.ref.content.l.", i)] =
-        r.manifest.layers[i].digest.ToString();
-  }
-  RETURN_IF_ERROR(PutBytes(api, r.manifest_desc, r.manifest_bytes, manifest_labels));
+  RETURN_IF_ERROR(content.get());
   if (r.index_entry >= 0) {
     RETURN_IF_ERROR(PutBytes(api, r.top, r.top_bytes,
                              {{StrCat("containerd.io/gc.ref.content.m.", r.index_entry),

@@ -11,7 +11,8 @@
 //     returned mounts by containerd's diff service, checked against the config's diff ID and
 //     committed under the chain ID;
 //   - config, manifest (and index) into the content store with containerd's GC labels
-//     (gc.ref.content.*, and gc.ref.snapshot.<snapshotter> on the config: "unpacked");
+//     (gc.ref.content.*, and gc.ref.snapshot.<snapshotter> on the config: "unpacked"); the
+//     config and manifest on a second thread while the layers are prepared;
 //   - the image record (created, or its target replaced).
 // Spec of the labels: docs/cli.md ("lazysnap image pull").
 #ifndef LAZYSNAP_CONTAINERD_PULL_H_

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "absl/synchronization/mutex.h"
+
 #include <gtest/gtest.h>
 
 #include "base/status_macros.h"
@@ -32,18 +34,24 @@ class FakeContainerd : public ContainerdApi {
   int applies = 0;
 
   absl::StatusOr<std::string> CreateLease(absl::Duration) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     std::string id = StrCat("lease-", leases.size() + deleted_leases_);
     leases.insert(id);
     return id;
   }
-  void UseLease(const std::string& id) override { lease_ = id; }
+  void UseLease(const std::string& id) override {
+    absl::MutexLock l(&mu_);
+    lease_ = id;
+  }
   absl::Status DeleteLease(const std::string& id, bool) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     if (!leases.erase(id)) return absl::NotFoundError(id);
     ++deleted_leases_;
     return absl::OkStatus();
   }
   absl::Status WriteContent(const std::string&, const Sha256& digest, int64_t size,
                             BlobSource& src, const Labels& labels) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     EXPECT_FALSE(lease_.empty()) << "content written outside the lease";
     if (!write_error.ok()) return write_error;
     if (content.count(digest.ToString())) return absl::AlreadyExistsError("exists");
@@ -57,6 +65,7 @@ class FakeContainerd : public ContainerdApi {
     return absl::OkStatus();
   }
   absl::Status SetContentLabels(const Sha256& digest, const Labels& labels) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     if (!content.count(digest.ToString())) return absl::NotFoundError("no content");
     for (const auto& [k, v] : labels) content_labels[digest.ToString()][k] = v;
     return absl::OkStatus();
@@ -64,6 +73,7 @@ class FakeContainerd : public ContainerdApi {
   absl::StatusOr<std::vector<Mount>> Prepare(const std::string& sn, const std::string& key,
                                              const std::string& parent,
                                              const Labels& labels) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     EXPECT_EQ(sn, "lazysnap");
     EXPECT_FALSE(lease_.empty());
     prepared_keys.push_back(key);
@@ -80,19 +90,23 @@ class FakeContainerd : public ContainerdApi {
   }
   absl::Status Commit(const std::string&, const std::string& name, const std::string& key,
                       const Labels& labels) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     if (!commit_error.ok()) return commit_error;
     if (!active.erase(key)) return absl::NotFoundError("no active snapshot");
     snapshots[name] = labels;
     return absl::OkStatus();
   }
   absl::Status Stat(const std::string&, const std::string& key) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     return snapshots.count(key) || active.count(key) ? absl::OkStatus()
                                                      : absl::NotFoundError(key);
   }
   absl::Status Remove(const std::string&, const std::string& key) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     return active.erase(key) || snapshots.erase(key) ? absl::OkStatus() : absl::NotFoundError(key);
   }
   absl::StatusOr<Sha256> Apply(const Descriptor& layer, const std::vector<Mount>& mounts) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     ++applies;
     EXPECT_EQ(mounts.size(), 1u);
     if (!apply_error.ok()) return apply_error;
@@ -101,12 +115,14 @@ class FakeContainerd : public ContainerdApi {
     return diff_ids.at(layer.digest.ToString());
   }
   absl::Status PutImage(const ImageRecord& image) override {
+    absl::MutexLock l(&mu_);  // content is written on a second thread
     if (!image_error.ok()) return image_error;
     images[image.name] = image;
     return absl::OkStatus();
   }
 
  private:
+  absl::Mutex mu_;
   std::string lease_;
   int deleted_leases_ = 0;
 };
