@@ -135,7 +135,13 @@ std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
   if (!spec.ref) return ready(std::nullopt);
   const std::string ref = spec.ref->String();
   absl::MutexLock l(&keys_mu_);
-  if (auto it = image_keys_.find(ref); it != image_keys_.end()) return it->second;
+  if (auto it = image_keys_.find(ref); it != image_keys_.end()) {
+    const bool failed =
+        it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
+        !it->second.get();
+    if (!failed) return it->second;
+    image_keys_.erase(it);  // a resolution that failed: try again
+  }
   // The task holds its own copy of the reference; `this` outlives it (see image_keys_).
   std::shared_future<std::optional<Sha256>> key =
       std::async(std::launch::async, [this, r = *spec.ref, ref]() -> std::optional<Sha256> {
@@ -143,7 +149,7 @@ std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
         if (!resolved.ok()) {
           LZ_LOG(kWarning, "prefetch: resolving ", ref, " to its manifest: ",
                  resolved.status().ToString(), "; no access trace for its layers");
-          return std::nullopt;  // forgotten by the Mount that waits for it (ForgetFailedKey)
+          return std::nullopt;  // tried again by the next mount of the reference
         }
         LZ_LOG(kInfo, "prefetch: ", ref, " is manifest ", resolved->descriptor.digest.ToString());
         prefetch_->HintImage(ref, resolved->descriptor.digest);
@@ -151,17 +157,6 @@ std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
       }).share();
   image_keys_.emplace(ref, key);
   return key;
-}
-
-void RegistryLayerMounter::ForgetFailedKey(const RemoteLayerSpec& spec) {
-  if (spec.manifest_digest || !spec.ref) return;
-  absl::MutexLock l(&keys_mu_);
-  auto it = image_keys_.find(spec.ref->String());
-  if (it != image_keys_.end() &&
-      it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
-      !it->second.get()) {
-    image_keys_.erase(it);
-  }
 }
 
 std::shared_ptr<RegistryLayerMounter::Slot> RegistryLayerMounter::SlotFor(const Sha256& digest) {
@@ -273,10 +268,8 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
                    OpenIndex(spec, labels, &m->info));
   const absl::Time t_index = absl::Now();
   std::optional<Sha256> image_key;
-  if (image_key_future.valid()) {
-    image_key = image_key_future.get();  // usually resolved by now: it started first
-    if (!image_key) ForgetFailedKey(spec);
-  }
+  // Usually resolved by now: it started first.
+  if (image_key_future.valid()) image_key = image_key_future.get();
   const absl::Time t_key_wait = absl::Now();
   m->info.blob_size = layer->blob_size;
   std::shared_ptr<BlobSource> source;

@@ -113,12 +113,10 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   // labels, else the reference resolved (ResolveImage) once per reference string, on its own
   // thread, so that the resolution overlaps the TOC read (a round trip or two at 20 ms RTT);
   // the prefetcher is hinted (HintImage) as soon as the key is known. Null if unknown (a
-  // failed resolution is forgotten: the next mount tries again). The future is ready at once
-  // when the labels give the key or it is remembered.
+  // failed resolution is tried again by the next mount of the reference). The future is
+  // ready at once when the labels give the key.
   // Only with prefetching on.
   std::shared_future<std::optional<Sha256>> ImageKey(const RemoteLayerSpec& spec);
-  // Drops a remembered resolution of spec's reference that failed (the next mount retries).
-  void ForgetFailedKey(const RemoteLayerSpec& spec);
 
   const RegistryMounterOptions options_;
   const std::unique_ptr<registry::HttpTransport> transport_;
