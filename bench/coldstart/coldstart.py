@@ -78,7 +78,8 @@ def parse_args(argv):
                     "image, e.g. '--chunk-size 64KiB' or '--format zstd-chunked' (noted in "
                     "the report; the floor is computed from the same image)")
     ap.add_argument("--keep-logs", action="store_true",
-                    help="copy lazysnapd's log of every run to OUT/logs/")
+                    help="copy lazysnapd's log of every run to OUT/logs/ and the recorded "
+                    "traces to OUT/traces/")
     ap.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     ap.add_argument("--render", metavar="DIR",
                     help="only write the report and charts again from DIR/results.json")
@@ -233,6 +234,8 @@ class Bench:
                       "(trace recording is not in this build)")
             self.skip.add((w.name, mode.name))
             return None
+        if self.a.keep_logs:
+            shutil.copytree(d, os.path.join(self.a.out, "traces", w.name), dirs_exist_ok=True)
         # Publish it as other nodes get it: `lazysnap trace push` to the registry, and before each
         # measured run `lazysnap trace pull` into the fresh root (outside the measured window).
         lz = self.tools["lazysnap"]
