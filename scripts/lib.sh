@@ -187,12 +187,18 @@ EOF
 
 # ---- containerd --------------------------------------------------------------------------------
 # ls_start_containerd DIR [LAZYSNAPD_SOCKET]: starts containerd with root, state, socket and
-# config under DIR (CRI disabled); with a socket, adds [proxy_plugins.lazysnap]. Sets LS_CTR_SOCK
-# and LS_CTR (a ctr command line with -a and namespace "test"). Stopped, and its mounts
-# removed, at exit.
+# config under DIR (CRI disabled); with a socket, adds [proxy_plugins.lazysnap]. Sets LS_CTR_SOCK,
+# LS_CTR (a ctr command line with -a and namespace "test") and LS_RUNC_ROOT (DIR/runc). Stopped,
+# and its mounts removed, at exit.
+# CAUTION: whatever containerd's root, the runc shim keeps its state in /run/containerd/runc/<ns>/
+# <id> and the container's cgroup is /<ns>/<id>, both shared by every containerd on the machine.
+# Two tests that run a container of the same namespace and ID at the same time break each other
+# (runc: "container with given ID already exists", "unable to store init state", "cannot start
+# a stopped process"). Name containers with ls_ctr_id and pass `ctr run --runc-root $LS_RUNC_ROOT`.
 ls_start_containerd() {
   local dir=$1 snap_sock=${2:-} pid
-  mkdir -p "$dir/root" "$dir/state" "$dir/opt"
+  mkdir -p "$dir/root" "$dir/state" "$dir/opt" "$dir/runc"
+  LS_RUNC_ROOT=$dir/runc
   cat >"$dir/config.toml" <<EOF
 version = 2
 root = "$dir/root"
@@ -225,6 +231,19 @@ EOF
   fi
   LS_CONTAINERD_PID=$pid
   ls_log "containerd on $LS_CTR_SOCK (pid $pid)"
+}
+
+# ls_ctr_id NAME: a container ID no other script running now uses: NAME-<this script's pid>.
+ls_ctr_id() { echo "$1-$$"; }
+
+# ls_wait_snapshotter CTR_SOCK [SNAPSHOTTER] [SECONDS]: waits (default 30 s) until containerd
+# answers a call to its proxy snapshotter (default lazysnap). After lazysnapd restarts,
+# containerd's gRPC channel to it stays in reconnect backoff for up to a few seconds and fails
+# calls fast ("connection error ... connection refused: unavailable", "connection closed:
+# unavailable"); `ctr run` must not be retried through that (a failed attempt can leave its
+# container and task behind), so wait with an idempotent call (List) before it.
+ls_wait_snapshotter() {
+  ls_wait_for "${3:-30}" ctr -a "$1" -n test snapshots --snapshotter "${2:-lazysnap}" ls
 }
 
 # ---- lazysnapd ---------------------------------------------------------------------------------

@@ -36,9 +36,11 @@ ls_watch_log "$T/lazysnapd.log" 30
 ls_start_registry "$T/reg"
 REG=$LS_REGISTRY
 LZD_PID=
-start_lazysnapd() {
+SOCK=
+start_lazysnapd() { # and, once containerd runs, wait until it has reconnected to lazysnapd
   ls_start_lazysnapd "$T"
   LZD_PID=$LS_LAZYSNAPD_PID
+  [ -z "${SOCK:-}" ] || ls_wait_snapshotter "$SOCK" || ls_fail "containerd did not reconnect to lazysnapd"
 }
 stop_lazysnapd() {
   ls_kill "$LZD_PID"
@@ -48,6 +50,9 @@ start_lazysnapd
 ls_start_containerd "$T/c" "$T/lz.sock"
 SOCK=$LS_CTR_SOCK
 CTR="ctr -a $SOCK -n test"
+# runc's state and the cgroups are shared with every other containerd on the machine (see
+# ls_start_containerd): a private runc root and container IDs no concurrent run uses.
+RUN_ARGS=(--rm --runc-root "$LS_RUNC_ROOT" --snapshotter lazysnap)
 
 # ---- images ------------------------------------------------------------------------------------
 ls_log "converting and pushing the python image"
@@ -66,22 +71,11 @@ layer_size() { # TAG: the (single) layer's blob size in the registry
   skopeo inspect --raw --tls-verify=false "docker://$REG/python:$1" | jq '.layers[0].size'
 }
 
-run_hello() { # REF ID: runs the image with lazysnap, asserts "hello"
-  local out try
-  # After lazysnapd restarts, containerd's gRPC channel to it may still be in reconnect
-  # backoff for a few seconds ("connection error|closed: unavailable"): retry those only.
-  for try in $(seq 1 20); do
-    out=$($CTR run --rm --snapshotter lazysnap "$1" "$2" python3 -c 'print("hello")' 2>&1) && break
-    # A failed attempt may leave the container (and a stopped task) behind: the next one
-    # would fail with "already exists" / "cannot start a stopped process".
-    case "$out" in
-      *"connection"*unavailable)
-        $CTR task rm -f "$2" >/dev/null 2>&1 || true
-        $CTR container rm "$2" >/dev/null 2>&1 || true
-        sleep 1 ;;
-      *) ls_fail "ctr run $1: $out" ;;
-    esac
-  done
+run_hello() { # REF NAME: runs the image with lazysnap, once (start_lazysnapd waited for
+  # containerd to reconnect), and asserts "hello"
+  local out
+  out=$($CTR run "${RUN_ARGS[@]}" "$1" "$(ls_ctr_id "$2")" python3 -c 'print("hello")' 2>&1) ||
+    ls_fail "ctr run $1: $out"
   [ "$out" = hello ] || ls_fail "ctr run $1 printed: $out"
   ls_log "ok: $1 printed hello"
 }
@@ -135,7 +129,9 @@ start_lazysnapd
 
 # The whole eStargz layer through FUSE equals the original layer (and ends fully cached).
 esgz_hex=${layer_digest[lz-esgz]#sha256:}
-mnt=$(findmnt -rn -o TARGET,SOURCE | awk -v s="lazysnap:${esgz_hex:0:12}" '$2 == s { print $1; exit }')
+# (Our lazysnapd's mount: a concurrent test may mount the same layer elsewhere.)
+mnt=$(findmnt -rn -o TARGET,SOURCE | awk -v s="lazysnap:${esgz_hex:0:12}" -v d="$T/lz/" \
+  '$2 == s && index($1, d) == 1 { print $1; exit }')
 [ -n "$mnt" ] || ls_fail "no FUSE mount of ${layer_digest[lz-esgz]}"
 orig_blob=$(ls_oci_blob "$IMAGE" "$(jq -r '.layers[0].digest' "$(ls_oci_manifest "$IMAGE" python)")")
 ls_extract_layer "$orig_blob" "$T/orig"
@@ -159,7 +155,7 @@ run_hello "$REG/python:gzip" e2e-gzip
 ctr-remote -a "$SOCK" -n fb image rpull --plain-http --snapshotter lazysnap "$REG/python:gzip" \
   >/dev/null || ls_fail "rpull gzip"
 grep -qF "not available remotely, falling back" "$T/lazysnapd.log" || ls_fail "no fallback logged"
-out=$(ctr -a "$SOCK" -n fb run --rm --snapshotter lazysnap "$REG/python:gzip" e2e-fb \
+out=$(ctr -a "$SOCK" -n fb run "${RUN_ARGS[@]}" "$REG/python:gzip" "$(ls_ctr_id e2e-fb)" \
   python3 -c 'print("hello")' 2>&1) || ls_fail "run fallback: $out"
 [ "$out" = hello ] || ls_fail "fallback run printed: $out"
 ls_log "ok: gzip image ran (ordinary pull and fallback)"
