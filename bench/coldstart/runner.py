@@ -80,7 +80,10 @@ def measure(ctx, workload, mode, ref, run_id, present=False, seed_root=None, kee
     wd = os.path.join(ctx.workdir, f"run-{run_id}")
     os.makedirs(wd)
     cleanups = Cleanups()
-    cid = f"{workload.name}-{mode.name}-{run_id}"
+    # Unique on the machine: runc keeps its state per namespace and ID for every containerd
+    # (/run/containerd/runc/bench/ID, the cgroup /bench/ID), so IDs must not repeat across
+    # concurrent harnesses.
+    cid = f"{workload.name}-{mode.name}-{run_id}-{os.getpid()}"
     res = {"workload": workload.name, "mode": mode.name, "network": ctx.network.name}
     try:
         proxies = {}
