@@ -135,12 +135,13 @@ std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
   if (!spec.ref) return ready(std::nullopt);
   const std::string ref = spec.ref->String();
   absl::MutexLock l(&keys_mu_);
+  const absl::Time now = absl::Now();
   if (auto it = image_keys_.find(ref); it != image_keys_.end()) {
     const bool failed =
-        it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
-        !it->second.get();
-    if (!failed) return it->second;
-    image_keys_.erase(it);  // a resolution that failed: try again
+        it->second.key.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
+        !it->second.key.get();
+    if (!failed || now - it->second.started < options_.image_key_retry) return it->second.key;
+    image_keys_.erase(it);  // a resolution that failed a while ago: try again
   }
   // The task holds its own copy of the reference; `this` outlives it (see image_keys_).
   std::shared_future<std::optional<Sha256>> key =
@@ -155,7 +156,7 @@ std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
         prefetch_->HintImage(ref, resolved->descriptor.digest);
         return resolved->descriptor.digest;
       }).share();
-  image_keys_.emplace(ref, key);
+  image_keys_.emplace(ref, KeyResolution{key, now});
   return key;
 }
 
@@ -268,8 +269,18 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
                    OpenIndex(spec, labels, &m->info));
   const absl::Time t_index = absl::Now();
   std::optional<Sha256> image_key;
-  // Usually resolved by now: it started first.
-  if (image_key_future.valid()) image_key = image_key_future.get();
+  // Usually resolved by now: it started first. Not waited for past image_key_wait (a TOC
+  // from the local cache with the registry down: the resolution runs to mount_deadline).
+  if (image_key_future.valid()) {
+    if (image_key_future.wait_for(absl::ToChronoMilliseconds(options_.image_key_wait)) ==
+        std::future_status::ready) {
+      image_key = image_key_future.get();
+    } else {
+      LZ_LOG(kWarning, "layer ", spec.digest.ToString(), ": the image's manifest digest is not ",
+             "known after ", absl::FormatDuration(options_.image_key_wait),
+             "; mounted without an access trace");
+    }
+  }
   const absl::Time t_key_wait = absl::Now();
   m->info.blob_size = layer->blob_size;
   std::shared_ptr<BlobSource> source;

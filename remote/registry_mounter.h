@@ -52,6 +52,13 @@ struct RegistryMounterOptions {
   // and, when it fits, the TOC. Larger: fewer second requests, more file data read for naught.
   uint64_t tail_bytes = 64 << 10;
   absl::Duration read_deadline = absl::Seconds(60);
+  // How long Mount waits for the image key (the tag resolved, when the labels lack the
+  // manifest digest) once the TOC is read; past it the layer is mounted without one (no
+  // trace replay or recording for it). A failed resolution is not tried again for
+  // image_key_retry: with the registry down, restoring N layers costs N x image_key_wait at
+  // most, not N x mount_deadline.
+  absl::Duration image_key_wait = absl::Seconds(1);
+  absl::Duration image_key_retry = absl::Seconds(30);
   LayerFsOptions fs;
   LayerLimits limits;
   // Access traces and prefetching (prefetch/manager.h, docs/prefetch.md): on when set and
@@ -113,8 +120,8 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   // labels, else the reference resolved (ResolveImage) once per reference string, on its own
   // thread, so that the resolution overlaps the TOC read (a round trip or two at 20 ms RTT);
   // the prefetcher is hinted (HintImage) as soon as the key is known. Null if unknown (a
-  // failed resolution is tried again by the next mount of the reference). The future is
-  // ready at once when the labels give the key.
+  // failed resolution is tried again by a mount of the reference image_key_retry after it
+  // started). The future is ready at once when the labels give the key.
   // Only with prefetching on.
   std::shared_future<std::optional<Sha256>> ImageKey(const RemoteLayerSpec& spec);
 
@@ -129,8 +136,11 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   absl::Mutex keys_mu_;
   // reference -> manifest digest, resolved or being resolved. Destroyed before the clients and
   // the prefetcher: a resolution still running is waited for (std::async's shared state).
-  std::map<std::string, std::shared_future<std::optional<Sha256>>> image_keys_
-      ABSL_GUARDED_BY(keys_mu_);
+  struct KeyResolution {
+    std::shared_future<std::optional<Sha256>> key;
+    absl::Time started;
+  };
+  std::map<std::string, KeyResolution> image_keys_ ABSL_GUARDED_BY(keys_mu_);
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by digest hex

@@ -76,6 +76,7 @@ class RegistryMounterTest : public ::testing::Test {
     ASSERT_EQ(::mkdir(mnt_.c_str(), 0755), 0);
     NewMounter();
   }
+  absl::Duration image_key_wait_ = absl::Seconds(1);
   void NewMounter(bool prefetch = false) {
     mounter_.reset();
     RegistryMounterOptions options;
@@ -86,6 +87,7 @@ class RegistryMounterTest : public ::testing::Test {
     options.cache_root = StrCat(tmp_.path(), "/cache");
     options.mount_deadline = absl::Seconds(2);
     options.read_deadline = absl::Seconds(2);
+    options.image_key_wait = image_key_wait_;
     auto m = RegistryLayerMounter::Create(options);
     ASSERT_TRUE(m.ok()) << m.status();
     mounter_ = std::move(*m);
@@ -178,6 +180,36 @@ TEST_F(RegistryMounterTest, ResolvingTheTagDoesNotDelayTheTocRead) {
   mount.join();
   ASSERT_TRUE(mounted.ok()) << mounted;  // without an image key: no trace, still mounted
   EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_.reset();  // before the proxy
+}
+
+TEST_F(RegistryMounterTest, AnUnresolvableTagHoldsUpNoMountForLong) {
+  // The registry answers blobs but stalls every manifest request past the mount deadline
+  // (2 s here; 10 s in lazysnapd): the tag cannot be resolved. Mount waits image_key_wait for
+  // the key, not the deadline, and a failed resolution is not tried again by the next mount
+  // (a restart restoring many layers with the registry down used to cost 10 s per layer).
+  auto proxy = registry::testing::FaultProxy::Start(registry_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  (*proxy)->set_stall(absl::Seconds(8));
+  (*proxy)->Always(registry::testing::Fault::kStall, "/manifests/");
+  ref_ = StrCat((*proxy)->host(), "/test/layer:x");
+  image_key_wait_ = absl::Milliseconds(200);
+  NewMounter(/*prefetch=*/true);
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(mounter_->Mount(digest_, LabelsFor(digest_), mnt_).ok());
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500)) << "waited for the stalled resolve";
+  EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  absl::SleepFor(absl::Now() - start > absl::Seconds(3) ? absl::ZeroDuration()
+                                                          : absl::Seconds(3) - (absl::Now() - start));
+  // The resolution has given up by now (mount deadline 2 s). A remount (TOC from the local
+  // cache, like a restore) asks the registry nothing: not the manifest again.
+  const int requests = (*proxy)->requests();
+  const absl::Time again = absl::Now();
+  ASSERT_TRUE(mounter_->Mount(digest_, LabelsFor(digest_), mnt_).ok());
+  EXPECT_LT(absl::Now() - again, absl::Milliseconds(1500));
+  EXPECT_EQ((*proxy)->requests(), requests) << "the failed resolution was tried again at once";
   ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
   mounter_.reset();  // before the proxy
 }
