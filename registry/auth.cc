@@ -164,21 +164,31 @@ absl::Status Authorizer::Authorize(std::string_view host, const std::vector<std:
                                    HttpRequest* request) {
   std::string key = ScopeKey(scopes);
   std::string realm, service;
+  bool basic = false;
   {
     absl::MutexLock l(&mu_);
     auto it = hosts_.find(host);
     if (it == hosts_.end()) return absl::OkStatus();
     HostState& hs = it->second;
-    if (hs.scheme == HostState::Scheme::kBasic) {
-      std::optional<Credentials> c =
-          credentials_ != nullptr ? credentials_->Lookup(host) : std::nullopt;
-      if (c) {
-        request->AddHeader(
-            "Authorization",
-            StrCat("Basic ", absl::Base64Escape(StrCat(c->username, ":", c->password))));
-      }
-      return absl::OkStatus();
+    basic = hs.scheme == HostState::Scheme::kBasic;
+  }
+  if (basic) {
+    // Not under mu_: a credential helper may run here (seconds, registry/credentials.h), and
+    // every other request of this client would wait behind it.
+    std::optional<Credentials> c =
+        credentials_ != nullptr ? credentials_->Lookup(host) : std::nullopt;
+    if (c) {
+      request->AddHeader(
+          "Authorization",
+          StrCat("Basic ", absl::Base64Escape(StrCat(c->username, ":", c->password))));
     }
+    return absl::OkStatus();
+  }
+  {
+    absl::MutexLock l(&mu_);
+    auto it = hosts_.find(host);
+    if (it == hosts_.end()) return absl::OkStatus();
+    HostState& hs = it->second;
     if (hs.scheme != HostState::Scheme::kBearer) return absl::OkStatus();
     auto t = hs.tokens.find(key);
     if (t != hs.tokens.end() && t->second.expiry > absl::Now() + absl::Seconds(30)) {
