@@ -166,9 +166,29 @@ absl::StatusOr<std::optional<Credentials>> RunCredentialHelper(
       }
     }
   }
-  if (!failure.ok()) ::kill(-pid, SIGKILL);
   int wstatus = 0;
-  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  bool reaped = false;
+  // Both pipes closed: the helper should be exiting; it may not (a daemon child holding
+  // nothing open), so the wait is bounded by the same deadline.
+  while (failure.ok()) {
+    const pid_t w = ::waitpid(pid, &wstatus, WNOHANG);
+    if (w == pid) {
+      reaped = true;
+      break;
+    }
+    if (w < 0 && errno != EINTR) {
+      failure = ErrnoToStatus(errno, "waitpid");
+    } else if (absl::Now() >= deadline) {
+      failure = absl::DeadlineExceededError(
+          StrCat(program, " get: did not exit in ", absl::FormatDuration(options.timeout)));
+    } else {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+  }
+  if (!reaped) {
+    ::kill(-pid, SIGKILL);
+    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
   }
   if (!failure.ok()) return failure;
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {

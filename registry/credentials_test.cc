@@ -94,6 +94,8 @@ esac)");
     Script("garbage", R"(echo 'not json')");
     Script("slow", R"(sleep 30; echo '{"Username":"u","Secret":"s"}')");
     Script("chatty", R"(head -c 1000000 /dev/zero)");
+    // Closes its output and lingers: the wait for its exit is bounded too.
+    Script("lingering", R"(exec >&- 2>&-; sleep 30)");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -182,6 +184,11 @@ TEST_F(CredentialHelperTest, FailuresAreClearErrors) {
   o.timeout = absl::Milliseconds(300);
   auto start = std::chrono::steady_clock::now();
   r = RunCredentialHelper("slow", "h", o);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(r.status())) << r.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+
+  start = std::chrono::steady_clock::now();
+  r = RunCredentialHelper("lingering", "h", o);
   EXPECT_TRUE(absl::IsDeadlineExceeded(r.status())) << r.status();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 
