@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <system_error>
 
@@ -23,11 +24,13 @@ namespace lazysnap {
 
 namespace {
 
+// `server_error_rounds`: see registry::RetryPolicy::max_server_error_rounds.
 registry::ClientOptions ClientOptionsFor(const RegistryMounterOptions& options,
-                                         absl::Duration deadline) {
+                                         absl::Duration deadline, int server_error_rounds) {
   registry::ClientOptions o;
   o.hosts_dir = options.hosts_dir;
   o.retry.deadline = deadline;
+  o.retry.max_server_error_rounds = server_error_rounds;
   o.retry.attempt_timeout = std::min(o.retry.attempt_timeout, deadline);
   return o;
 }
@@ -80,9 +83,14 @@ RegistryLayerMounter::RegistryLayerMounter(const RegistryMounterOptions& options
       transport_(std::move(transport)),
       credentials_(std::move(credentials)),
       client_(std::make_unique<registry::RegistryClient>(
-          transport_.get(), credentials_.get(), ClientOptionsFor(options, options.read_deadline))),
+          transport_.get(), credentials_.get(),
+          // A container's read: a gateway's 502/504 during a registry rollout, or a blob
+          // store's retryable 500, is retried until read_deadline, not failed (EIO) at once.
+          ClientOptionsFor(options, options.read_deadline, std::numeric_limits<int>::max()))),
       mount_client_(std::make_unique<registry::RegistryClient>(
-          transport_.get(), credentials_.get(), ClientOptionsFor(options, options.mount_deadline))),
+          transport_.get(), credentials_.get(),
+          ClientOptionsFor(options, options.mount_deadline,
+                           registry::RetryPolicy{}.max_server_error_rounds))),
       cache_(std::move(cache)),
       prefetch_(options.prefetch && !options.trace_root.empty()
                     ? std::make_unique<PrefetchManager>(*options.prefetch, options.trace_root)
