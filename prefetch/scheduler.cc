@@ -23,7 +23,9 @@ namespace {
 
 // Under a bandwidth limit a batch is reserved whole, so keep batches (and requests) to about a
 // quarter second's worth: the limit then holds over short intervals too.
+// max_request_bytes bounds every prefetch request, ordered (replay, landmark) ones too.
 PrefetchOptions Effective(PrefetchOptions o) {
+  o.ordered_request_bytes = std::min(o.ordered_request_bytes, o.max_request_bytes);
   if (o.bandwidth_limit > 0) {
     const uint64_t quarter = std::max<uint64_t>(o.bandwidth_limit / 4, 64 << 10);
     o.max_batch_bytes = std::min(o.max_batch_bytes, quarter);

@@ -108,6 +108,23 @@ TEST_F(SchedulerTest, NoGapBridgingMeansOneRequestPerSeparatedChunk) {
   EXPECT_EQ(source_->requests().size(), 16u);
 }
 
+TEST_F(SchedulerTest, MaxRequestBytesBoundsReplayRequestsToo) {
+  // 16 adjacent chunks of 64 KiB: one 1 MiB replay request by default; max_request_bytes
+  // 128 KiB (config [prefetch] max_request_bytes) makes every request at most that.
+  Use(MakeTestLayer(std::vector<uint64_t>(16, 65536), 65536, /*gap=*/0));
+  PrefetchOptions o;
+  o.workers = 1;
+  o.max_request_bytes = 128 << 10;
+  PrefetchScheduler s(o);
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < 16; i++) order.push_back(i);
+  s.Submit(Job(order));
+  s.WaitIdle();
+  ASSERT_GE(source_->requests().size(), 8u);
+  for (const auto& r : source_->requests()) EXPECT_LE(r.size, 128u << 10);
+  EXPECT_TRUE(cache_->Complete());
+}
+
 TEST_F(SchedulerTest, BandwidthLimit) {
   // 16 chunks of 64 KiB = 1 MiB at 2 MiB/s: the reservations after the first batches must
   // wait about 0.4 s in all; unlimited, the same work takes milliseconds.
