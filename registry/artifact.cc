@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/time/clock.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
@@ -130,7 +131,11 @@ absl::StatusOr<PushedArtifact> PushArtifact(RegistryClient& client, const Refere
                                        " pushes (concurrent writers of its tag index)"));
     }
     LZ_LOG(kInfo, "artifact ", out.manifest.digest.ToString(), " missing from the referrers of ",
-           subject.digest.ToString(), " (a concurrent push rewrote the index): pushing again");
+           subject.digest.ToString(), " (a concurrent push rewrote the index, or the ",
+           "registry lists referrers late): pushing again");
+    // Apart in time: a registry indexing referrers asynchronously catches up meanwhile, and
+    // two crossing writers are less likely to cross again.
+    absl::SleepFor(absl::Milliseconds(200 * attempt));
   }
 }
 
