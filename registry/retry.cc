@@ -65,16 +65,22 @@ absl::Status RetryOverEndpoints(const RetryPolicy& policy, size_t n, size_t* pre
         return absl::DeadlineExceededError(
             StrCat("deadline exceeded after ", round, " rounds; last error: ", last.ToString()));
       }
-      last = attempt(i, std::min(policy.attempt_timeout, left));
-      if (last.ok()) {
+      const absl::Duration budget = std::min(policy.attempt_timeout, left);
+      absl::Status s = attempt(i, budget);
+      if (s.ok()) {
         if (preferred != nullptr) *preferred = i;
-        return last;
+        return s;
       }
-      any_retryable = any_retryable || IsRetryable(last);
-      only_server_errors = only_server_errors && IsServerError(last);
+      // An attempt timed out because the overall deadline cut its time short says less than
+      // the error before it (a digest mismatch, say), which is the one reported.
+      const bool cut_short =
+          absl::IsDeadlineExceeded(s) && budget < policy.attempt_timeout && !last.ok();
+      any_retryable = any_retryable || IsRetryable(s);
+      only_server_errors = only_server_errors && IsServerError(s);
       LZ_LOG(kDebug, "registry: attempt ", round + 1, " at endpoint ", i,
-             " failed: ", last.ToString());
-      hint = std::max(hint, GetRetryAfter(last));
+             " failed: ", s.ToString());
+      hint = std::max(hint, GetRetryAfter(s));
+      if (!cut_short) last = std::move(s);
     }
     if (!any_retryable) return last;
     if (only_server_errors && ++server_error_rounds >= policy.max_server_error_rounds) {

@@ -36,6 +36,21 @@ TEST(RetryTest, MirrorsFirstThenOriginAndStickiness) {
   EXPECT_EQ(calls, (std::vector<size_t>{2}));
 }
 
+TEST(RetryTest, AnAttemptCutShortByTheDeadlineDoesNotHideTheErrorBeforeIt) {
+  // Every whole attempt sees a corrupt body; the last one, started with little time left,
+  // times out. The error returned names the corruption, not that timeout.
+  RetryPolicy p = Fast(absl::Milliseconds(300));
+  absl::Status s = RetryOverEndpoints(p, 1, nullptr, [&](size_t, absl::Duration timeout) {
+    if (timeout < p.attempt_timeout) {
+      absl::SleepFor(timeout);
+      return absl::DeadlineExceededError("operation timed out");
+    }
+    return absl::DataLossError("blob digest mismatch");
+  });
+  EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;
+  EXPECT_NE(s.message().find("digest mismatch"), std::string::npos) << s;
+}
+
 TEST(RetryTest, PermanentErrorsEndAtOnceTransientOnesAtTheDeadline) {
   int n = 0;
   absl::Status s =
