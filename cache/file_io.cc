@@ -10,18 +10,6 @@
 
 namespace lazysnap {
 
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
-}
-
 absl::Status PreadFull(int fd, uint64_t offset, absl::Span<char> buf, std::string_view path) {
   size_t done = 0;
   while (done < buf.size()) {

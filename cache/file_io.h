@@ -1,5 +1,6 @@
 // Small POSIX file helpers for cache/: whole-buffer pread/pwrite with EINTR and short-count
-// handling, and an owning file descriptor. Errors are absl::Status naming the path.
+// handling, fdatasync and directory fsync. Errors are absl::Status naming the path. UniqueFd,
+// the owning file descriptor, lives in base/unique_fd.h and is included here for cache/'s users.
 #ifndef LAZYSNAP_CACHE_FILE_IO_H_
 #define LAZYSNAP_CACHE_FILE_IO_H_
 
@@ -9,28 +10,9 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "base/unique_fd.h"
 
 namespace lazysnap {
-
-// Owns one file descriptor; closes it on destruction. Move-only.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd();
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept;
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // Reads exactly buf.size() bytes at `offset`; hitting end of file is DataLoss.
 absl::Status PreadFull(int fd, uint64_t offset, absl::Span<char> buf, std::string_view path);

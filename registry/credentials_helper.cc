@@ -15,28 +15,12 @@
 
 #include "base/errors.h"
 #include "base/strings.h"
+#include "base/unique_fd.h"
 
 extern char** environ;
 
 namespace lazysnap::registry {
 namespace {
-
-// Closes an fd on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 // The first line of a helper's message, short, for an error text.
 std::string FirstLine(std::string_view s) {
@@ -85,8 +69,8 @@ absl::StatusOr<std::optional<Credentials>> RunCredentialHelper(
   }
   const std::string program = StrCat("docker-credential-", name);
   // stdin from a memfd: no pipe to write, so no SIGPIPE when the helper does not read it.
-  Fd in(::memfd_create("lazysnap-credential-url", MFD_CLOEXEC));
-  if (in.get() < 0) return ErrnoToStatus(errno, "memfd_create");
+  UniqueFd in(::memfd_create("lazysnap-credential-url", MFD_CLOEXEC));
+  if (!in.valid()) return ErrnoToStatus(errno, "memfd_create");
   if (::write(in.get(), server_url.data(), server_url.size()) !=
           static_cast<ssize_t>(server_url.size()) ||
       ::lseek(in.get(), 0, SEEK_SET) != 0) {
@@ -94,9 +78,9 @@ absl::StatusOr<std::optional<Credentials>> RunCredentialHelper(
   }
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "pipe");
-  Fd out_r(out_pipe[0]), out_w(out_pipe[1]);
+  UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]);
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "pipe");
-  Fd err_r(err_pipe[0]), err_w(err_pipe[1]);
+  UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -126,9 +110,9 @@ absl::StatusOr<std::optional<Credentials>> RunCredentialHelper(
     return absl::FailedPreconditionError(StrCat("credential helper ", program, " not in $PATH"));
   }
   if (rc != 0) return ErrnoToStatus(rc, StrCat("run ", program));
-  out_w.Reset();
-  err_w.Reset();
-  in.Reset();
+  out_w.reset();
+  err_w.reset();
+  in.reset();
 
   std::string out, err;
   absl::Status failure;
