@@ -200,11 +200,22 @@ std::optional<Credentials> CredentialStore::Lookup(std::string_view host) const 
 
 std::optional<Credentials> CredentialStore::RunHelperCached(const std::string& helper,
                                                             const std::string& host) const {
-  absl::MutexLock l(&cache_mu_);
   const std::string key = StrCat(helper, "\n", host);
-  const absl::Time now = absl::Now();
-  if (auto c = cache_.find(key); c != cache_.end() && c->second.expiry > now) {
-    return c->second.credentials;
+  auto flight = std::make_shared<Flight>();
+  {
+    absl::MutexLock l(&cache_mu_);
+    if (auto c = cache_.find(key); c != cache_.end() && c->second.expiry > absl::Now()) {
+      return c->second.credentials;
+    }
+    if (auto f = in_flight_.find(key); f != in_flight_.end()) {
+      // Another lookup of this host is running the helper: wait for its answer (Await
+      // releases cache_mu_ while it waits, so other hosts go on).
+      std::shared_ptr<Flight> theirs = f->second;
+      ++helper_waits_;
+      cache_mu_.Await(absl::Condition(&theirs->done));
+      return theirs->credentials;
+    }
+    in_flight_.emplace(key, flight);
   }
   // The server URL as docker passes it: Docker Hub under its legacy key, others by host.
   const std::string url = host == "docker.io" ? "https://index.docker.io/v1/" : host;
@@ -217,8 +228,17 @@ std::optional<Credentials> CredentialStore::RunHelperCached(const std::string& h
     LZ_LOG(kWarning, "registry credentials for ", host, " from helper ", helper, ": ",
            r.status().ToString(), " (continuing without)");
   }
+  absl::MutexLock l(&cache_mu_);
   cache_[key] = Cached{absl::Now() + helper_options_->cache_ttl, result};
+  flight->credentials = result;
+  flight->done = true;  // wakes the waiters when cache_mu_ is released
+  in_flight_.erase(key);
   return result;
+}
+
+int CredentialStore::helper_waits() const {
+  absl::MutexLock l(&cache_mu_);
+  return helper_waits_;
 }
 
 }  // namespace lazysnap::registry

@@ -55,10 +55,15 @@ class CredentialStore {
 
   // The credentials for `host` ("registry-1.docker.io", "docker.io" and "index.docker.io" are
   // one), or nullopt. A host served by a credential helper runs it (at most once per
-  // cache_ttl per host, its answer or failure kept that long; concurrent lookups wait for one
-  // run, so the first may block up to the helper timeout); a helper's failure is logged
-  // (helper, host and reason, never the output) and is nullopt (anonymous access).
+  // cache_ttl per host, its answer or failure kept that long). One run per host is in flight
+  // at a time: concurrent lookups of that host wait for it and share its answer, so they may
+  // block up to the helper timeout; lookups of other hosts do not wait for it. A helper's
+  // failure is logged (helper, host and reason, never the output) and is nullopt (anonymous
+  // access).
   std::optional<Credentials> Lookup(std::string_view host) const;
+
+  // How many lookups so far waited for a helper run another lookup had started (for tests).
+  int helper_waits() const;
 
  private:
   struct Entry {
@@ -69,6 +74,12 @@ class CredentialStore {
     absl::Time expiry;
     std::optional<Credentials> credentials;
   };
+  // One helper run in flight; its fields are guarded by cache_mu_ (shared_ptr: a waiter keeps
+  // it after the run's owner has removed it from in_flight_).
+  struct Flight {
+    bool done = false;
+    std::optional<Credentials> credentials;
+  };
   std::optional<Credentials> RunHelperCached(const std::string& helper,
                                              const std::string& host) const;
 
@@ -76,7 +87,10 @@ class CredentialStore {
   std::map<std::string, Entry, std::less<>> by_host_;
   std::string default_helper_;  // credsStore; "": none
   mutable absl::Mutex cache_mu_;
-  mutable std::map<std::string, Cached> cache_ ABSL_GUARDED_BY(cache_mu_);  // "helper\nhost"
+  // Keyed "helper\nhost". cache_mu_ is never held across a helper run.
+  mutable std::map<std::string, Cached> cache_ ABSL_GUARDED_BY(cache_mu_);
+  mutable std::map<std::string, std::shared_ptr<Flight>> in_flight_ ABSL_GUARDED_BY(cache_mu_);
+  mutable int helper_waits_ ABSL_GUARDED_BY(cache_mu_) = 0;
 };
 
 // "https://index.docker.io/v1/" -> "docker.io", "http://h:5000/x" -> "h:5000".

@@ -13,6 +13,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
+#include <thread>
 
 #include "base/stream.h"
 #include "registry/credentials_helper.h"
@@ -96,6 +99,13 @@ esac)");
     Script("chatty", R"(head -c 1000000 /dev/zero)");
     // Closes its output and lingers: the wait for its exit is bounded too.
     Script("lingering", R"(exec >&- 2>&-; sleep 30)");
+    // gate: for blocked.example, blocks until <dir>/open exists (at most ~20 s); answers
+    // "u-<url>" at once for other URLs.
+    Script("gate", R"(url=$(cat); d=$(dirname "$0"); echo "$url" >> "$d/runs"
+if [ "$url" = blocked.example ]; then
+  i=0; while [ ! -e "$d/open" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done
+fi
+echo "{\"Username\":\"u-$url\",\"Secret\":\"s\"}")");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -108,6 +118,27 @@ esac)");
     auto text = ReadFileToString(dir_ + "/runs");
     if (!text.ok()) return 0;
     return static_cast<int>(std::count(text->begin(), text->end(), '\n'));
+  }
+  // How many runs were given `url`.
+  int RunsOf(const std::string& url) {
+    auto text = ReadFileToString(dir_ + "/runs");
+    if (!text.ok()) return 0;
+    int n = 0;
+    for (size_t at = 0; (at = text->find(url + "\n", at)) != std::string::npos; at += url.size()) {
+      if (at == 0 || (*text)[at - 1] == '\n') ++n;
+    }
+    return n;
+  }
+  // Lets the gate helper's blocked runs answer.
+  void OpenGate() { std::ofstream(dir_ + "/open") << "\n"; }
+  // Polls `done` until it is true or 10 s pass; returns its last value.
+  static bool WaitFor(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
   }
 
   std::string dir_;
@@ -159,6 +190,67 @@ TEST_F(CredentialHelperTest, AnswersAreCachedPerHost) {
   EXPECT_TRUE(uncached.Lookup("docker.io"));
   EXPECT_TRUE(uncached.Lookup("docker.io"));
   EXPECT_EQ(Runs(), 4);
+}
+
+// Opens the gate when it goes out of scope: declared after the futures of a test, it lets
+// their threads end (and the futures' destructors return) however the test exits.
+class GateOpener {
+ public:
+  explicit GateOpener(std::function<void()> open) : open_(std::move(open)) {}
+  ~GateOpener() { open_(); }
+
+ private:
+  std::function<void()> open_;
+};
+
+TEST_F(CredentialHelperTest, ABlockedHelperRunDoesNotDelayOtherHosts) {
+  CredentialHelperOptions o;
+  o.timeout = absl::Seconds(60);
+  CredentialStore store(o);
+  ASSERT_TRUE(store.AddDockerConfig(R"({"credsStore": "gate"})").ok());
+  std::future<std::optional<Credentials>> blocked, other;
+  GateOpener opener([this] { OpenGate(); });
+  blocked = std::async(std::launch::async, [&] { return store.Lookup("blocked.example"); });
+  ASSERT_TRUE(WaitFor([&] { return RunsOf("blocked.example") == 1; }));
+  // The helper for blocked.example is running and blocked; another host (same helper) is
+  // answered meanwhile.
+  other = std::async(std::launch::async, [&] { return store.Lookup("other.example"); });
+  ASSERT_EQ(other.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_NE(blocked.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  std::optional<Credentials> c = other.get();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->username, "u-other.example");
+  OpenGate();
+  c = blocked.get();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->username, "u-blocked.example");
+  EXPECT_EQ(RunsOf("blocked.example"), 1);
+  EXPECT_EQ(RunsOf("other.example"), 1);
+}
+
+TEST_F(CredentialHelperTest, ConcurrentLookupsOfOneHostShareOneRun) {
+  CredentialHelperOptions o;
+  o.timeout = absl::Seconds(60);
+  o.cache_ttl = absl::ZeroDuration();  // nothing kept: only the run in flight is shared
+  CredentialStore store(o);
+  ASSERT_TRUE(store.AddDockerConfig(R"({"credsStore": "gate"})").ok());
+  std::future<std::optional<Credentials>> first, second;
+  GateOpener opener([this] { OpenGate(); });
+  first = std::async(std::launch::async, [&] { return store.Lookup("blocked.example"); });
+  ASSERT_TRUE(WaitFor([&] { return RunsOf("blocked.example") == 1; }));
+  second = std::async(std::launch::async, [&] { return store.Lookup("blocked.example"); });
+  ASSERT_TRUE(WaitFor([&] { return store.helper_waits() == 1; }));
+  OpenGate();
+  std::optional<Credentials> a = first.get(), b = second.get();
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(a->username, "u-blocked.example");
+  EXPECT_EQ(b->username, "u-blocked.example");
+  EXPECT_EQ(RunsOf("blocked.example"), 1);
+  // A later lookup, with nothing in flight and nothing kept, runs the helper again.
+  EXPECT_TRUE(store.Lookup("blocked.example"));
+  EXPECT_EQ(RunsOf("blocked.example"), 2);
+  EXPECT_EQ(store.helper_waits(), 1);
 }
 
 TEST_F(CredentialHelperTest, FailuresAreClearErrors) {
