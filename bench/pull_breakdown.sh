@@ -70,7 +70,8 @@ i=0
 ls_log "recording run (the trace every measured run starts with)"
 node "$T/rec"
 pull "$LS_CTR_SOCK"
-$CTR run --rm --snapshotter lazysnap "$REF" rec python3 -c 'print("hello")' >/dev/null
+$CTR run --rm --runc-root "$LS_RUNC_ROOT" --snapshotter lazysnap "$REF" "$(ls_ctr_id rec)" \
+  python3 -c 'print("hello")' >/dev/null
 sleep 3
 ls_kill "$LZD"
 [ -n "$(ls "$T/rec/lz/traces" 2>/dev/null)" ] || ls_die "no trace recorded"
@@ -86,7 +87,8 @@ for i in $(seq 1 "$RUNS"); do
   t0=$EPOCHREALTIME
   pull "$LS_CTR_SOCK"
   t1=$EPOCHREALTIME
-  $CTR container create --snapshotter lazysnap -- "$REF" "c$i" python3 -c 'print("hello")' >/dev/null
+  $CTR container create --snapshotter lazysnap -- "$REF" "$(ls_ctr_id "c$i")" \
+    python3 -c 'print("hello")' >/dev/null
   t2=$EPOCHREALTIME
   awk -v a="$t0" -v b="$t1" -v c="$t2" -v r="$i" -v p="$PULLER" \
     'BEGIN { printf "run %d (%s): pull %.3f s, create %.3f s\n", r, p, b - a, c - b }'

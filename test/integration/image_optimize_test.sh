@@ -96,7 +96,8 @@ landmark = $landmark"
   before=$(wc -l <"$T/reg/log")
   ctr-remote -a "$LS_CTR_SOCK" -n test image rpull --plain-http --snapshotter lazysnap \
     "$R/python:$tag" >/dev/null || ls_fail "rpull $tag: $(tail -5 "$d/lazysnapd.log")"
-  out=$($LS_CTR run --rm --snapshotter lazysnap "$R/python:$tag" "opt-$run_n" \
+  out=$($LS_CTR run --rm --runc-root "$LS_RUNC_ROOT" --snapshotter lazysnap "$R/python:$tag" \
+    "$(ls_ctr_id "opt-$run_n")" \
     python3 -c 'print("hello")' 2>&1) || ls_fail "ctr run $tag: $out"
   [ "$out" = hello ] || ls_fail "ctr run $tag printed: $out"
   after=$(tail -n +"$((before + 1))" "$T/reg/log" | grep -c "\"GET /v2/python/blobs/$digest " || true)

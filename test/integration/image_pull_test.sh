@@ -48,10 +48,12 @@ pull() { # NAMESPACE REF [ARGS...]: lazysnap image pull into containerd
   shift 2
   "$LAZYSNAP" image pull -a "$SOCK" -n "$ns" --plain-http "$@" "$ref"
 }
-run_hello() { # NAMESPACE REF ID [CTR RUN ARGS...]: asserts "hello"
-  local ns=$1 ref=$2 id=$3 out
+run_hello() { # NAMESPACE REF NAME [CTR RUN ARGS...]: asserts "hello" (container ls_ctr_id NAME)
+  local ns=$1 ref=$2 id out
+  id=$(ls_ctr_id "$3")
   shift 3
-  out=$(ctr -a "$SOCK" -n "$ns" run --rm "$@" "$ref" "$id" python3 -c 'print("hello")' 2>&1) ||
+  out=$(ctr -a "$SOCK" -n "$ns" run --rm --runc-root "$LS_RUNC_ROOT" "$@" "$ref" "$id" \
+    python3 -c 'print("hello")' 2>&1) ||
     ls_fail "ctr run $ref: $out"
   [ "$out" = hello ] || ls_fail "ctr run $ref printed: $out"
   ls_log "ok: $ref printed hello ($ns)"
@@ -110,7 +112,8 @@ pull test "$REG/python:esgz-special" --json >"$T/special.json" || ls_fail "pull 
 jq -e '[.layers[].outcome] == ["present", "remote"]' "$T/special.json" >/dev/null ||
   ls_fail "esgz-special: $(cat "$T/special.json")"
 run_hello test "$REG/python:esgz-special" pull-special --snapshotter lazysnap
-ctr -a "$SOCK" -n test run --rm --snapshotter lazysnap "$REG/python:esgz-special" pull-ls \
+ctr -a "$SOCK" -n test run --rm --runc-root "$LS_RUNC_ROOT" --snapshotter lazysnap \
+  "$REG/python:esgz-special" "$(ls_ctr_id pull-ls)" \
   ls / >"$T/ls.txt" 2>&1 || ls_fail "ls in esgz-special: $(cat "$T/ls.txt")"
 
 # ---- 3. gzip: not seekable, fetched and applied ---------------------------------------------------

@@ -86,11 +86,13 @@ run_node() {
   local out
   ctr-remote -a "$NODE_SOCK" -n test image rpull --plain-http --snapshotter lazysnap "$REF" \
     >/dev/null || ls_fail "rpull on $1"
-  out=$($CTR run --rm --snapshotter lazysnap "$REF" "pfp-$1-warm" \
+  out=$($CTR run --rm --runc-root "$LS_RUNC_ROOT" --snapshotter lazysnap "$REF" \
+    "$(ls_ctr_id "pfp-$1-warm")" \
     sh -c 'date +%s%N; sha256sum /etc/hostname' 2>&1) || ls_fail "warm-up run on $1: $out"
   fetched_before=$(ondemand_figures)
   # shellcheck disable=SC2016
-  out=$($CTR run --rm --snapshotter lazysnap "$REF" "pfp-$1" sh -c \
+  out=$($CTR run --rm --runc-root "$LS_RUNC_ROOT" --snapshotter lazysnap "$REF" \
+    "$(ls_ctr_id "pfp-$1")" sh -c \
     't0=$(date +%s%N); s=$(sha256sum "$@"); t1=$(date +%s%N); echo "T $t0 $t1"; echo "$s"' \
     sh "${READ_FILES[@]}" 2>&1) || ls_fail "timed run on $1: $out"
   read -r _ T0 T1 <<<"$(grep '^T ' <<<"$out")" || ls_fail "run on $1 printed: $out"

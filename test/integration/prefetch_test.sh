@@ -55,7 +55,8 @@ run_node() {
   local out start=$EPOCHREALTIME
   ctr-remote -a "$NODE_SOCK" -n test image rpull --plain-http --snapshotter lazysnap "$REF" \
     >/dev/null || ls_fail "rpull on $1"
-  out=$($CTR run --rm --snapshotter lazysnap "$REF" "pf-$1" python3 -c 'print("hello")' 2>&1) ||
+  out=$($CTR run --rm --runc-root "$LS_RUNC_ROOT" --snapshotter lazysnap "$REF" \
+    "$(ls_ctr_id "pf-$1")" python3 -c 'print("hello")' 2>&1) ||
     ls_fail "run on $1: $out"
   [ "$out" = hello ] || ls_fail "run on $1 printed: $out"
   ls_log "node $1: pull and run to hello in $(ls_elapsed "$start") s"

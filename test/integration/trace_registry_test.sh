@@ -37,7 +37,7 @@ LAYER=$(skopeo inspect --raw --tls-verify=false "docker://$REF" | jq -r '.layers
 ls_log "image $REF: manifest $MANIFEST, layer $LAYER"
 
 # start_node NAME PREFETCH_TOML: lazysnapd with root $T/NAME/lz and [prefetch] PREFETCH_TOML,
-# then a containerd using it. Sets PID_<NAME> and CTR_<NAME>.
+# then a containerd using it. Sets PID_<NAME>, CTR_<NAME> and RUNC_<NAME> (its runc root).
 start_node() {
   local name=$1 prefetch=$2 d=$T/$1
   ls_start_lazysnapd "$d" "[prefetch]
@@ -45,15 +45,18 @@ $prefetch"
   ls_start_containerd "$d/c" "$LS_LAZYSNAPD_SOCK"
   printf -v "PID_$name" %s "$LS_LAZYSNAPD_PID"
   printf -v "CTR_$name" %s "$LS_CTR"
+  printf -v "RUNC_$name" %s "$LS_RUNC_ROOT"
 }
 
 # run_node NAME: lazy pull and run of the image on node NAME; asserts "hello".
 run_node() {
-  local name=$1 ctr out start=$EPOCHREALTIME
+  local name=$1 ctr runc out start=$EPOCHREALTIME
   ctr=CTR_$name
+  runc=RUNC_$name
   ctr-remote -a "$T/$name/c/containerd.sock" -n test image rpull --plain-http \
     --snapshotter lazysnap "$REF" >/dev/null || ls_fail "rpull on $name"
-  out=$(${!ctr} run --rm --snapshotter lazysnap "$REF" "tr-$name" python3 -c 'print("hello")' 2>&1) ||
+  out=$(${!ctr} run --rm --runc-root "${!runc}" --snapshotter lazysnap "$REF" \
+    "$(ls_ctr_id "tr-$name")" python3 -c 'print("hello")' 2>&1) ||
     ls_fail "run on $name: $out"
   [ "$out" = hello ] || ls_fail "run on $name printed: $out"
   ls_log "node $name: pull and run to hello in $(ls_elapsed "$start") s"
