@@ -16,15 +16,52 @@ using cache_testing::RecordingBlobSource;
 using cache_testing::TempDir;
 using cache_testing::TestLayer;
 
+// A source whose reads take time in proportion to their size (a slow registry).
+class SlowSource : public RecordingBlobSource {
+ public:
+  SlowSource(std::string data, absl::Duration per_mib)
+      : RecordingBlobSource(std::move(data)), per_mib_(per_mib) {}
+  absl::Status ReadAt(uint64_t offset, absl::Span<char> buf) override {
+    absl::Status s = RecordingBlobSource::ReadAt(offset, buf);  // recorded at once
+    absl::SleepFor(per_mib_ * (static_cast<double>(buf.size()) / (1 << 20)));
+    return s;
+  }
+
+ private:
+  absl::Duration per_mib_;
+};
+
+// Chunk ids 0 .. n-1, in order.
+std::vector<uint32_t> FirstChunks(uint32_t n) {
+  std::vector<uint32_t> order(n);
+  for (uint32_t i = 0; i < n; i++) order[i] = i;
+  return order;
+}
+
+// Options that fetch one chunk per batch and per request, one worker, no gap bridged: the
+// requests follow the job's order exactly.
+PrefetchOptions OneChunkAtATime() {
+  PrefetchOptions o;
+  o.workers = 1;
+  o.max_gap_bytes = 0;
+  o.first_batch_bytes = 1;  // batches of 1, 2, 4... chunks
+  o.max_batch_bytes = 1;    // ...capped at one chunk
+  return o;
+}
+
+// A LayerCache over a synthetic layer (cache_testing::MakeTestLayer) whose blob is read
+// through a recording source (source_), and the prefetch jobs that fill it.
 class SchedulerTest : public ::testing::Test {
  protected:
+  // Opens cache_ over `layer`, read through a RecordingBlobSource of its blob.
   void Use(TestLayer layer, LayerCacheOptions options = {}) {
-    layer_ = std::move(layer);
-    source_ = std::make_shared<RecordingBlobSource>(layer_.blob);
-    auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, source_,
-                              std::make_shared<PlainChunkDecoder>(), options);
-    ASSERT_TRUE(c.ok()) << c.status();
-    cache_ = std::move(*c);
+    auto source = std::make_shared<RecordingBlobSource>(layer.blob);
+    Open(std::move(layer), std::move(source), options);
+  }
+  // The same, read through a SlowSource taking `per_mib` a MiB (source_ is that source).
+  void UseSlow(TestLayer layer, absl::Duration per_mib) {
+    auto source = std::make_shared<SlowSource>(layer.blob, per_mib);
+    Open(std::move(layer), std::move(source), {});
   }
   PrefetchJob Job(std::vector<uint32_t> order, bool background = false) {
     PrefetchJob j;
@@ -34,6 +71,23 @@ class SchedulerTest : public ::testing::Test {
     j.order = std::move(order);
     j.background = background;
     return j;
+  }
+  // The chunk ids of file `f`, in order.
+  std::vector<uint32_t> ChunksOfFile(size_t f) const {
+    std::vector<uint32_t> order = FirstChunks(layer_.files[f].chunks_count);
+    for (uint32_t& c : order) c += layer_.files[f].chunks_begin;
+    return order;
+  }
+  // Runs `job` on a scheduler of its own with options `o` until it is done; the scheduler
+  // is gone on return.
+  void RunToIdle(const PrefetchOptions& o, PrefetchJob job) {
+    PrefetchScheduler s(o);
+    s.Submit(std::move(job));
+    s.WaitIdle();
+  }
+  // Waits until the source has seen a request.
+  void WaitForFirstRequest() {
+    while (source_->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
   }
   bool Read(size_t f) {
     std::string buf(layer_.contents[f].size(), '\0');
@@ -45,20 +99,24 @@ class SchedulerTest : public ::testing::Test {
   TestLayer layer_;
   std::shared_ptr<RecordingBlobSource> source_;
   std::shared_ptr<LayerCache> cache_;
+
+ private:
+  void Open(TestLayer layer, std::shared_ptr<RecordingBlobSource> source,
+            LayerCacheOptions options) {
+    layer_ = std::move(layer);
+    source_ = std::move(source);
+    auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, source_,
+                              std::make_shared<PlainChunkDecoder>(), options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    cache_ = std::move(*c);
+  }
 };
 
 TEST_F(SchedulerTest, ReplaysInTraceOrderBatchByBatch) {
   // 8 files of one 64 KiB chunk each, 1 MiB apart: no coalescing across files.
   Use(MakeTestLayer(std::vector<uint64_t>(8, 65536), 65536, /*gap=*/1 << 20));
-  PrefetchOptions o;
-  o.workers = 1;
-  o.max_gap_bytes = 0;
-  o.first_batch_bytes = 1;  // batches of 1, 2, 4... chunks
-  o.max_batch_bytes = 1;    // ...capped at one chunk: one request per chunk, in trace order
-  PrefetchScheduler s(o);
   std::vector<uint32_t> order = {5, 2, 7, 0, 3};
-  s.Submit(Job(order));
-  s.WaitIdle();
+  RunToIdle(OneChunkAtATime(), Job(order));  // one request per chunk, in trace order
   auto reqs = source_->requests();
   ASSERT_EQ(reqs.size(), order.size());
   for (size_t i = 0; i < order.size(); i++) {
@@ -76,16 +134,12 @@ TEST_F(SchedulerTest, GrowingBatchesCoalesceNearbyChunksAcrossGaps) {
   Use(MakeTestLayer(std::vector<uint64_t>(64, 4096), 4096, /*gap=*/1000));
   std::vector<uint32_t> order;
   for (uint32_t i = 0; i < 64; i++) order.push_back((i * 37) % 64);
-  {
-    PrefetchOptions o;
-    o.workers = 1;
-    o.max_gap_bytes = 1 << 20;  // bridges any gap of this small layer
-    o.first_batch_bytes = 8192;
-    o.max_batch_bytes = 1 << 20;
-    PrefetchScheduler s(o);
-    s.Submit(Job(order));
-    s.WaitIdle();
-  }
+  PrefetchOptions o;
+  o.workers = 1;
+  o.max_gap_bytes = 1 << 20;  // bridges any gap of this small layer
+  o.first_batch_bytes = 8192;
+  o.max_batch_bytes = 1 << 20;
+  RunToIdle(o, Job(order));
   // Batches of 2, 4, 8, 16, 34 chunks, each one request: the first (chunks 0 and 37) spans
   // chunks 0..37 and keeps all of them, so no chunk is fetched twice.
   EXPECT_LE(source_->requests().size(), 5u);
@@ -100,11 +154,7 @@ TEST_F(SchedulerTest, NoGapBridgingMeansOneRequestPerSeparatedChunk) {
   Use(MakeTestLayer(std::vector<uint64_t>(16, 4096), 4096, /*gap=*/1000));
   PrefetchOptions o;
   o.max_gap_bytes = 0;
-  PrefetchScheduler s(o);
-  std::vector<uint32_t> order;
-  for (uint32_t i = 0; i < 16; i++) order.push_back(i);
-  s.Submit(Job(order));
-  s.WaitIdle();
+  RunToIdle(o, Job(FirstChunks(16)));
   EXPECT_EQ(source_->requests().size(), 16u);
 }
 
@@ -115,11 +165,7 @@ TEST_F(SchedulerTest, MaxRequestBytesBoundsReplayRequestsToo) {
   PrefetchOptions o;
   o.workers = 1;
   o.max_request_bytes = 128 << 10;
-  PrefetchScheduler s(o);
-  std::vector<uint32_t> order;
-  for (uint32_t i = 0; i < 16; i++) order.push_back(i);
-  s.Submit(Job(order));
-  s.WaitIdle();
+  RunToIdle(o, Job(FirstChunks(16)));
   ASSERT_GE(source_->requests().size(), 8u);
   for (const auto& r : source_->requests()) EXPECT_LE(r.size, 128u << 10);
   EXPECT_TRUE(cache_->Complete());
@@ -129,18 +175,12 @@ TEST_F(SchedulerTest, BandwidthLimit) {
   // 16 chunks of 64 KiB = 1 MiB at 2 MiB/s: the reservations after the first batches must
   // wait about 0.4 s in all; unlimited, the same work takes milliseconds.
   Use(MakeTestLayer(std::vector<uint64_t>(16, 65536), 65536));
-  std::vector<uint32_t> order;
-  for (uint32_t i = 0; i < 16; i++) order.push_back(i);
   PrefetchOptions o;
   o.first_batch_bytes = 128 << 10;
   o.max_batch_bytes = 128 << 10;
   o.bandwidth_limit = 2 << 20;
   absl::Time start = absl::Now();
-  {
-    PrefetchScheduler s(o);
-    s.Submit(Job(order));
-    s.WaitIdle();
-  }
+  RunToIdle(o, Job(FirstChunks(16)));
   absl::Duration limited = absl::Now() - start;
   EXPECT_TRUE(cache_->Complete());
   // 8 batches of 128 KiB; the first rides the 128 KiB burst, the last waits for 7 * 128 KiB
@@ -157,11 +197,7 @@ TEST_F(SchedulerTest, BandwidthLimitHoldsForLargeBackgroundBatches) {
   o.workers = 1;
   o.bandwidth_limit = 4 << 20;
   absl::Time start = absl::Now();
-  {
-    PrefetchScheduler s(o);
-    s.Submit(Job({}, /*background=*/true));
-    s.WaitIdle();
-  }
+  RunToIdle(o, Job({}, /*background=*/true));
   EXPECT_TRUE(cache_->Complete());
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(450));
   for (const auto& r : source_->requests()) EXPECT_LE(r.size, 1u << 20);
@@ -178,40 +214,17 @@ TEST(TokenBucketTest, ReservationsFollowTheRate) {
   EXPECT_EQ(unlimited.Reserve(1 << 30, t), absl::ZeroDuration());
 }
 
-// A source whose reads take time in proportion to their size (a slow registry).
-class SlowSource : public RecordingBlobSource {
- public:
-  SlowSource(std::string data, absl::Duration per_mib)
-      : RecordingBlobSource(std::move(data)), per_mib_(per_mib) {}
-  absl::Status ReadAt(uint64_t offset, absl::Span<char> buf) override {
-    absl::Status s = RecordingBlobSource::ReadAt(offset, buf);  // recorded at once
-    absl::SleepFor(per_mib_ * (static_cast<double>(buf.size()) / (1 << 20)));
-    return s;
-  }
-
- private:
-  absl::Duration per_mib_;
-};
-
 TEST_F(SchedulerTest, PrefetchNeverDelaysAnOnDemandReadBehindIt) {
   // File 0: 4 MiB the prefetch fetches in one request (about 800 ms at 200 ms/MiB); file 1:
   // 4 KiB far away, read on demand while that request runs.
-  TestLayer l = MakeTestLayer({4 << 20, 4096}, 65536, /*gap=*/8 << 20);
-  layer_ = l;
-  auto slow = std::make_shared<SlowSource>(l.blob, absl::Milliseconds(200));
-  auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, slow,
-                            std::make_shared<PlainChunkDecoder>());
-  ASSERT_TRUE(c.ok());
-  cache_ = std::move(*c);
-  std::vector<uint32_t> order;
-  for (uint32_t i = 0; i < layer_.files[0].chunks_count; i++) order.push_back(i);
+  UseSlow(MakeTestLayer({4 << 20, 4096}, 65536, /*gap=*/8 << 20), absl::Milliseconds(200));
   PrefetchOptions o;
   o.first_batch_bytes = 8 << 20;
   o.ordered_request_bytes = 8 << 20;  // one large request
   PrefetchScheduler s(o);
   absl::Time start = absl::Now();
-  s.Submit(Job(order));
-  while (slow->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
+  s.Submit(Job(ChunksOfFile(0)));
+  WaitForFirstRequest();
   ASSERT_TRUE(Read(1));
   absl::Duration ondemand = absl::Now() - start;
   EXPECT_FALSE(cache_->IsPresent(0)) << "the prefetch finished first";
@@ -219,31 +232,47 @@ TEST_F(SchedulerTest, PrefetchNeverDelaysAnOnDemandReadBehindIt) {
   absl::Duration prefetch = absl::Now() - start;
   EXPECT_LT(ondemand, prefetch);
   EXPECT_LT(ondemand, absl::Milliseconds(400));
-  EXPECT_EQ(slow->requests().size(), 2u);
+  EXPECT_EQ(source_->requests().size(), 2u);
   EXPECT_EQ(cache_->stats().ondemand_chunks(), 1u);
   // A read of a chunk the prefetch already holds is served from it, not fetched again.
   ASSERT_TRUE(Read(0));
-  EXPECT_EQ(slow->requests().size(), 2u);
+  EXPECT_EQ(source_->requests().size(), 2u);
   EXPECT_EQ(cache_->stats().prefetch_hits, layer_.files[0].chunks_count);
 }
 
+TEST_F(SchedulerTest, ScatteredChunksOfOneBatchAreFetchedInParallel) {
+  // A trace's last batch: 8 small files 1 MiB apart, within one 1 MiB batch. Each is its own
+  // request (no gap bridged); they must not go one after another (8 round trips: python's
+  // replay ended with ~90 ms of such requests in series at 20 ms RTT), but `workers` at once.
+  Use(MakeTestLayer(std::vector<uint64_t>(8, 4096), 4096, /*gap=*/1 << 20));
+  absl::Mutex mu;
+  int active = 0, most = 0;
+  source_->set_hook([&](uint64_t, absl::Span<char>) {
+    {
+      absl::MutexLock lock(&mu);
+      most = std::max(most, ++active);
+    }
+    absl::SleepFor(absl::Milliseconds(30));  // a round trip
+    absl::MutexLock lock(&mu);
+    active--;
+    return absl::OkStatus();
+  });
+  RunToIdle(PrefetchOptions{}, Job({7, 1, 4, 2, 6, 0, 5, 3}));  // workers 4, 1 MiB batches
+  EXPECT_EQ(source_->requests().size(), 8u);
+  EXPECT_TRUE(cache_->Complete());
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(most, 4) << "requests of one batch ran one after another";
+}
+
 TEST_F(SchedulerTest, AReadOfAChunkBeingPrefetchedWaitsOnThatFetch) {
-  TestLayer l = MakeTestLayer({1 << 20}, 65536);
-  layer_ = l;
-  auto slow = std::make_shared<SlowSource>(l.blob, absl::Milliseconds(300));
-  auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, slow,
-                            std::make_shared<PlainChunkDecoder>());
-  ASSERT_TRUE(c.ok());
-  cache_ = std::move(*c);
-  std::vector<uint32_t> order;
-  for (uint32_t i = 0; i < layer_.files[0].chunks_count; i++) order.push_back(i);
+  UseSlow(MakeTestLayer({1 << 20}, 65536), absl::Milliseconds(300));
   PrefetchOptions o;
   o.first_batch_bytes = 8 << 20;
   PrefetchScheduler s(o);
-  s.Submit(Job(order));
-  while (slow->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
+  s.Submit(Job(ChunksOfFile(0)));
+  WaitForFirstRequest();
   ASSERT_TRUE(Read(0));
-  EXPECT_EQ(slow->requests().size(), 1u);  // one fetch, shared
+  EXPECT_EQ(source_->requests().size(), 1u);  // one fetch, shared
   EXPECT_GE(cache_->stats().waits, 1u);
 }
 
@@ -251,20 +280,12 @@ TEST_F(SchedulerTest, ARacingReadWaitsOnTheReplayInsteadOfFetchingTwice) {
   // A 4 MiB file replayed in one batch: ordered requests are cut to 1 MiB, within what an
   // on-demand read waits on, so a read of its first chunk shares the prefetch's fetch.
   // (Before, one 4 MiB request: the read fetched the chunk a second time.)
-  TestLayer l = MakeTestLayer({4 << 20}, 65536);
-  layer_ = l;
-  auto slow = std::make_shared<SlowSource>(l.blob, absl::Milliseconds(200));
-  auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, slow,
-                            std::make_shared<PlainChunkDecoder>());
-  ASSERT_TRUE(c.ok());
-  cache_ = std::move(*c);
-  std::vector<uint32_t> order;
-  for (uint32_t i = 0; i < layer_.files[0].chunks_count; i++) order.push_back(i);
+  UseSlow(MakeTestLayer({4 << 20}, 65536), absl::Milliseconds(200));
   PrefetchOptions o;
   o.first_batch_bytes = 8 << 20;
   PrefetchScheduler s(o);
-  s.Submit(Job(order));
-  while (slow->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
+  s.Submit(Job(ChunksOfFile(0)));
+  WaitForFirstRequest();
   std::string buf(65536, '\0');
   ASSERT_TRUE(cache_->ReadFile(layer_.files[0], 0, absl::MakeSpan(buf)).ok());
   s.WaitIdle();
@@ -272,7 +293,7 @@ TEST_F(SchedulerTest, ARacingReadWaitsOnTheReplayInsteadOfFetchingTwice) {
   EXPECT_EQ(st.bytes_fetched, uint64_t{4} << 20);  // every byte once
   EXPECT_EQ(st.ondemand_chunks(), 0u);
   EXPECT_EQ(st.prefetch_requests, 4u);
-  for (const auto& r : slow->requests()) EXPECT_LE(r.size, 1u << 20);
+  for (const auto& r : source_->requests()) EXPECT_LE(r.size, 1u << 20);
 }
 
 TEST_F(SchedulerTest, ReplayDoesNotWaitForOnDemandFetches) {
@@ -326,11 +347,7 @@ TEST_F(SchedulerTest, BandwidthLimitCountsBridgedGaps) {
   o.max_batch_bytes = 128 << 10;
   o.bandwidth_limit = 8 << 20;
   absl::Time start = absl::Now();
-  {
-    PrefetchScheduler s(o);
-    s.Submit(Job({0, 1, 2, 3, 4, 5}));
-    s.WaitIdle();
-  }
+  RunToIdle(o, Job({0, 1, 2, 3, 4, 5}));
   EXPECT_TRUE(cache_->Complete());
   EXPECT_EQ(source_->requests().size(), 3u);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(240));
@@ -338,14 +355,7 @@ TEST_F(SchedulerTest, BandwidthLimitCountsBridgedGaps) {
 
 TEST_F(SchedulerTest, BackgroundFetchCompletesTheLayerAfterTheTrace) {
   Use(MakeTestLayer(std::vector<uint64_t>(10, 8192), 4096, /*gap=*/100));
-  PrefetchOptions o;
-  o.workers = 1;
-  o.max_gap_bytes = 0;
-  o.first_batch_bytes = 1;
-  o.max_batch_bytes = 1;
-  PrefetchScheduler s(o);
-  s.Submit(Job({19}, /*background=*/true));
-  s.WaitIdle();
+  RunToIdle(OneChunkAtATime(), Job({19}, /*background=*/true));
   EXPECT_TRUE(cache_->Complete());
   auto reqs = source_->requests();
   ASSERT_FALSE(reqs.empty());
@@ -353,27 +363,17 @@ TEST_F(SchedulerTest, BackgroundFetchCompletesTheLayerAfterTheTrace) {
 }
 
 TEST_F(SchedulerTest, CancelDropsQueuedBatchesAndReleasesTheCache) {
-  TestLayer l = MakeTestLayer(std::vector<uint64_t>(20, 65536), 65536, /*gap=*/1 << 20);
-  layer_ = l;
-  auto slow = std::make_shared<SlowSource>(l.blob, absl::Milliseconds(500));
-  auto c = LayerCache::Open(dir_.path(), Sha256::Of("toc"), layer_.chunks, slow,
-                            std::make_shared<PlainChunkDecoder>());
-  ASSERT_TRUE(c.ok());
-  cache_ = std::move(*c);
-  PrefetchOptions o;
-  o.workers = 1;
-  o.first_batch_bytes = 1;
-  o.max_batch_bytes = 1;
-  PrefetchScheduler s(o);
-  std::vector<uint32_t> order;
-  for (uint32_t i = 0; i < 20; i++) order.push_back(i);
-  uint64_t id = s.Submit(Job(order));
-  while (slow->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
+  // Chunks 1 MiB apart, fetched one per request (no gap is bridged either way).
+  UseSlow(MakeTestLayer(std::vector<uint64_t>(20, 65536), 65536, /*gap=*/1 << 20),
+          absl::Milliseconds(500));
+  PrefetchScheduler s(OneChunkAtATime());
+  uint64_t id = s.Submit(Job(FirstChunks(20)));
+  WaitForFirstRequest();
   s.Cancel(id);
   EXPECT_EQ(cache_.use_count(), 1);  // only ours
-  size_t after = slow->requests().size();
+  size_t after = source_->requests().size();
   absl::SleepFor(absl::Milliseconds(100));
-  EXPECT_EQ(slow->requests().size(), after);
+  EXPECT_EQ(source_->requests().size(), after);
   EXPECT_LE(after, 2u);
   EXPECT_FALSE(cache_->Complete());
 }
