@@ -37,6 +37,33 @@ PrefetchOptions Effective(PrefetchOptions o) {
   return o;
 }
 
+// `batch` (ordered chunks) cut into the requests LayerCache::EnsureChunks would make of it:
+// blob order, chunks up to shape.max_gap_bytes apart joined, at most shape.max_request_bytes
+// each. EnsureChunks fetches one call's requests one after another, so a batch of scattered
+// chunks (a trace's small files) cost a round trip per request, in series; as batches of their
+// own, `workers` of them are fetched at once.
+std::vector<std::vector<uint32_t>> SplitIntoRequests(absl::Span<const Chunk> chunks,
+                                                     std::vector<uint32_t> batch,
+                                                     const FetchShape& shape) {
+  std::stable_sort(batch.begin(), batch.end(), [&chunks](uint32_t a, uint32_t b) {
+    return chunks[a].compressed_offset < chunks[b].compressed_offset;
+  });
+  std::vector<std::vector<uint32_t>> out;
+  uint64_t begin = 0, end = 0;
+  for (uint32_t c : batch) {
+    const uint64_t off = chunks[c].compressed_offset, e = off + chunks[c].compressed_size;
+    if (out.empty() || off > end + shape.max_gap_bytes ||
+        std::max(e, end) - begin > std::max<uint64_t>(shape.max_request_bytes, 1)) {
+      out.emplace_back();
+      begin = off;
+      end = e;
+    }
+    end = std::max(end, e);
+    out.back().push_back(c);
+  }
+  return out;
+}
+
 }  // namespace
 
 uint64_t PrefetchRequestBytes(absl::Span<const Chunk> chunks, std::vector<uint32_t> missing,
@@ -107,7 +134,13 @@ std::vector<std::vector<uint32_t>> PrefetchScheduler::Cut(const PrefetchJob& job
 uint64_t PrefetchScheduler::Submit(PrefetchJob spec) {
   auto job = std::make_shared<Job>();
   job->started = absl::Now();
-  std::vector<std::vector<uint32_t>> ordered = Cut(spec, spec.order, /*background=*/false);
+  std::vector<std::vector<uint32_t>> ordered;
+  const FetchShape ordered_shape = ShapeOf(Batch{});
+  for (auto& batch : Cut(spec, spec.order, /*background=*/false)) {
+    for (auto& request : SplitIntoRequests(spec.chunks, std::move(batch), ordered_shape)) {
+      ordered.push_back(std::move(request));
+    }
+  }
   std::vector<std::vector<uint32_t>> rest;
   if (spec.background) {
     std::vector<bool> listed(spec.chunks.size(), false);

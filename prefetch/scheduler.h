@@ -5,9 +5,11 @@
 // landmark) and optionally a background pass over the rest of the layer. The ordered list is
 // cut, in its order, into batches that grow from first_batch_bytes, doubling up to
 // max_batch_bytes of compressed data: small batches keep the trace's order (each batch is
-// fetched in blob order), so what a workload reads first comes first. Each batch is one
-// LayerCache::EnsureChunks(kPrefetch) call, which sorts it by blob offset and coalesces it
-// into requests of at most ordered_request_bytes, bridging gaps up to max_gap_bytes; ordered
+// fetched in blob order), so what a workload reads first comes first. Each ordered batch is
+// then cut, in blob order, into the requests it makes (at most ordered_request_bytes,
+// bridging gaps up to max_gap_bytes), each queued as a batch of its own: a batch of scattered
+// small chunks is fetched `workers` requests at once, not one round trip after another (one
+// LayerCache::EnsureChunks(kPrefetch) call fetches its requests in series); ordered
 // requests do not yield to on-demand fetches (they hold what the racing reads need next), and
 // up to `workers` of them run at once per layer. Background batches (background_batch_bytes,
 // requests up to max_request_bytes) come after every job's ordered batches and yield to

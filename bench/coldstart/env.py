@@ -244,7 +244,9 @@ class Lazysnapd:
             # [prefetch] registry_lookup off: a node gets a trace only as a run seeds it
             # (`lazysnap trace pull` before start); the registry holds the pushed trace, which
             # an on-demand (no trace) run must not find by itself.
-            f.write(f'root = "{self.root}"\naddress = "{self.sock}"\nlog_level = "info"\n'
+            # LAZYSNAP_BENCH_LOG_LEVEL=debug: one line per HTTP exchange and gRPC call (timing).
+            level = os.environ.get("LAZYSNAP_BENCH_LOG_LEVEL", "info")
+            f.write(f'root = "{self.root}"\naddress = "{self.sock}"\nlog_level = "{level}"\n'
                     f'[registry]\nconfig_path = "{self.dir}/certs.d"\n'
                     f'[prefetch]\nregistry_lookup = false\n' +
                     "".join(f"{line}\n" for line in prefetch))
