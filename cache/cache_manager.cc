@@ -110,15 +110,20 @@ absl::Status MakeDir(const std::string& path) {
   return absl::OkStatus();
 }
 
-// Disk space allocated to the regular files directly in `dir`.
+// Disk space allocated to the regular files directly in `dir`, and in its `files` directory
+// (a layer's per-file copies for FUSE passthrough: LayerCache::WriteFileCopy).
 absl::StatusOr<uint64_t> DirBytes(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return ErrnoToStatus(errno, StrCat("opendir ", dir));
   uint64_t total = 0;
   while (dirent* e = ::readdir(d)) {
     struct stat st;
-    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISREG(st.st_mode)) {
       total += static_cast<uint64_t>(st.st_blocks) * 512;
+    } else if (S_ISDIR(st.st_mode) && std::string_view(e->d_name) == "files") {
+      absl::StatusOr<uint64_t> files = DirBytes(StrCat(dir, "/files"));
+      if (files.ok()) total += *files;
     }
   }
   ::closedir(d);

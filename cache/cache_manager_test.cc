@@ -97,6 +97,24 @@ TEST_F(CacheManagerTest, UsageCountsFetchedBytes) {
   EXPECT_GE(*warm, 256u << 10);
 }
 
+TEST_F(CacheManagerTest, UsageCountsPerFileCopiesAndRemovalDeletesThem) {
+  auto m = MustOpen(0);
+  Fill(*m, 0);
+  auto filled = m->Usage();
+  ASSERT_TRUE(filled.ok());
+  {
+    auto c = OpenLayer(*m, 0);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->WriteFileCopy(layers_[0].files[0], 7).ok());
+    EXPECT_TRUE(Exists((*c)->FileCopyPath(7)));
+  }
+  auto with_copy = m->Usage();
+  ASSERT_TRUE(with_copy.ok());
+  EXPECT_GE(*with_copy, *filled + (256u << 10));
+  ASSERT_TRUE(m->RemoveLayer(digests_[0]).ok());
+  EXPECT_FALSE(Exists(m->LayerDir(digests_[0])));
+}
+
 TEST_F(CacheManagerTest, GcEvictsLeastRecentlyUsedUntilWithinTheLimit) {
   auto m = MustOpen(0);
   for (int i = 0; i < 3; i++) Fill(*m, i);

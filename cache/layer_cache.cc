@@ -119,6 +119,7 @@ absl::Status LayerCache::Init(const Sha256& layer_id) {
     }
   }
   complete_ = present_chunks_ == chunks_.size();
+  RemoveTempCopies();
   return absl::OkStatus();
 }
 

@@ -158,6 +158,17 @@ class LayerCache {
   // The log set last, or null.
   std::shared_ptr<AccessLog> access_log() const;
 
+  // Per-file copies, the backing files of FUSE passthrough (docs/cache.md): <dir>/files/<id>
+  // holds exactly the bytes of regular file `file` (the Entry holding the data, entry id
+  // `id`). WriteFileCopy() makes it from the data file, only if every chunk of `file` is
+  // present (else FailedPrecondition): copy_file_range into a temp file, fdatasync, rename,
+  // so a crash leaves at most a temp file, which Open() removes. Blocks for the copy (call it
+  // in the background). OpenFileCopy() opens an existing copy read-only; NotFound if there
+  // is none; a copy of the wrong size is removed and NotFound.
+  absl::Status WriteFileCopy(const Entry& file, EntryId id);
+  absl::StatusOr<UniqueFd> OpenFileCopy(const Entry& file, EntryId id) const;
+  std::string FileCopyPath(EntryId id) const;
+
   LayerCacheStats stats() const;
   // Where chunk `chunk` (< chunk count) starts in the data file. O(kDataBaseStride).
   uint64_t data_offset(uint32_t chunk) const;
@@ -171,6 +182,7 @@ class LayerCache {
   LayerCache(std::string dir, absl::Span<const Chunk> chunks, std::shared_ptr<BlobSource> source,
              std::shared_ptr<ChunkDecoder> decoder, const LayerCacheOptions& options);
   absl::Status Init(const Sha256& layer_id);
+  void RemoveTempCopies() const;  // layer_cache_copy.cc
   absl::Status FetchAndWait(absl::Span<const uint32_t> sorted, FetchPriority priority,
                             const FetchShape& shape);
   absl::Status FetchGroup(const Group& group, std::vector<uint32_t>* written);

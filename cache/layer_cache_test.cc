@@ -1,5 +1,7 @@
 #include "cache/layer_cache.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -615,6 +617,55 @@ TEST_F(LayerCacheTest, MissingListsTheChunksNotPresentInTheirOrder) {
   std::vector<uint32_t> all = {0, 1, 3};
   ASSERT_TRUE(cache->EnsureChunks(all).ok());
   EXPECT_TRUE(cache->Missing(ask).empty());
+}
+
+}  // namespace
+}  // namespace lazysnap
+
+namespace lazysnap {
+namespace {
+
+// Per-file copies (FUSE passthrough's backing files): made only from a fully present file,
+// exactly its bytes; a wrong-sized copy is not served; an interrupted copy's temp file goes.
+TEST(LayerCacheCopyTest, FileCopiesHoldExactlyAFullyCachedFile) {
+  cache_testing::TempDir dir;
+  cache_testing::TestLayer layer = cache_testing::MakeTestLayer({10000, 70000, 0}, 4096);
+  auto cache = LayerCache::Open(dir.path(), Sha256::Of("toc"), layer.chunks,
+                                std::make_shared<cache_testing::RecordingBlobSource>(layer.blob),
+                                std::make_shared<cache_testing::PlainChunkDecoder>());
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  LayerCache& c = **cache;
+  std::string buf(100, '\0');
+  ASSERT_TRUE(c.ReadFile(layer.files[1], 0, absl::MakeSpan(buf)).ok());  // one chunk only
+  EXPECT_EQ(c.WriteFileCopy(layer.files[1], 1).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c.OpenFileCopy(layer.files[1], 1).status().code(), absl::StatusCode::kNotFound);
+  buf.assign(70000, '\0');
+  ASSERT_TRUE(c.ReadFile(layer.files[1], 0, absl::MakeSpan(buf)).ok());
+  ASSERT_TRUE(c.WriteFileCopy(layer.files[1], 1).ok());
+  auto fd = c.OpenFileCopy(layer.files[1], 1);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  std::string got(70001, '\0');
+  EXPECT_EQ(::pread(fd->get(), got.data(), got.size(), 0), 70000);
+  got.resize(70000);
+  EXPECT_TRUE(got == layer.contents[1]);
+  ASSERT_TRUE(c.WriteFileCopy(layer.files[2], 2).ok());  // an empty file
+  EXPECT_TRUE(c.OpenFileCopy(layer.files[2], 2).ok());
+  // Another file's entry of another size: that copy is not it, and is removed.
+  EXPECT_EQ(c.OpenFileCopy(layer.files[0], 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c.OpenFileCopy(layer.files[1], 1).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(LayerCacheCopyTest, OpenRemovesTheTempFileOfAnInterruptedCopy) {
+  cache_testing::TempDir dir;
+  cache_testing::TestLayer layer = cache_testing::MakeTestLayer({10000}, 4096);
+  ::mkdir((dir.path() + "/files").c_str(), 0700);
+  std::string tmp = dir.path() + "/files/.tmp-0-123";
+  ::close(::open(tmp.c_str(), O_WRONLY | O_CREAT, 0600));
+  auto cache = LayerCache::Open(dir.path(), Sha256::Of("toc"), layer.chunks, nullptr,
+                                std::make_shared<cache_testing::PlainChunkDecoder>());
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  struct stat st;
+  EXPECT_NE(::stat(tmp.c_str(), &st), 0);
 }
 
 }  // namespace

@@ -50,7 +50,14 @@ struct FuseOps {
       conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always: every listing is a lookup saved
     }
     conn->want &= ~(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_SPLICE_MOVE);
-    fs->no_open_.store((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0);
+    if (fs->passthrough_ != nullptr && fs->wire_.offered()) {
+      // Every open must then be answered (an ENOSYS would stop them for the connection).
+      fs->wire_.Accept();
+      fs->passthrough_used_.store(true);
+      fs->passthrough_->Start(fuse_session_fd(fs->session_));
+    }
+    fs->no_open_.store((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0 &&
+                       !fs->passthrough_used_.load());
     fs->no_opendir_.store((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0);
     conn->max_write = fs->options_.max_read_bytes;
     conn->max_read = fs->options_.max_read_bytes;
@@ -115,7 +122,27 @@ struct FuseOps {
       return;
     }
     fi->keep_cache = 1;
+    fi->fh = kUntracked;
+    if (fs.passthrough_used_.load() && fs.passthrough_->Tracks(fs.view_.DataEntry(ino))) {
+      int32_t backing_id = fs.passthrough_->Open(ino);
+      fi->fh = backing_id > 0 ? kPassthrough : kNormal;
+      if (backing_id > 0) fi->keep_cache = 0;  // the kernel refuses it with passthrough
+      ScopedOpenBackingId mark(backing_id);  // libfuse 3.14 cannot say it; the wire does
+      fuse_reply_open(req, fi);  // a failed reply calls Release (libfuse)
+      return;
+    }
     fuse_reply_open(req, fi);
+  }
+
+  // fuse_file_info::fh of an open file: whether Passthrough tracks it, and how it was opened.
+  static constexpr uint64_t kUntracked = 0, kNormal = 1, kPassthrough = 2;
+
+  static void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    LayerFs& fs = Fs(req);
+    if (fi->fh != kUntracked && fs.passthrough_ != nullptr) {
+      fs.passthrough_->Release(ino, fi->fh == kPassthrough);
+    }
+    fuse_reply_err(req, 0);
   }
 
   static void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -153,6 +180,10 @@ struct FuseOps {
       return;
     }
     Bump(fs.counters_.read_bytes, r->length);
+    if (off + r->length >= file.size && fs.passthrough_used_.load() &&
+        fs.passthrough_->Tracks(file)) {
+      fs.passthrough_->NoteReadToEnd(ino);  // maybe the whole file is cached now
+    }
     if (r->length == 0) {
       fuse_reply_buf(req, nullptr, 0);
       return;
@@ -240,6 +271,19 @@ struct FuseOps {
     ReplySized(req, fs.view_.ListXattrs(ino), size);
   }
 
+  // The session I/O (LayerFsIo).
+  static ssize_t IoRead(int fd, void* buf, size_t len, void* userdata) {
+    return static_cast<LayerFs*>(userdata)->wire_.Read(fd, buf, len);
+  }
+  static ssize_t IoWritev(int fd, struct iovec* iov, int count, void* userdata) {
+    return static_cast<LayerFs*>(userdata)->wire_.Writev(fd, iov, count);
+  }
+  // As libfuse does without custom I/O: read replies stay spliced from the cache's data file.
+  static ssize_t IoSpliceSend(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                              unsigned int flags, void*) {
+    return ::splice(fdin, offin, fdout, offout, len, flags);
+  }
+
   static fuse_lowlevel_ops Make() {
     fuse_lowlevel_ops ops = {};
     ops.init = Init;
@@ -249,6 +293,7 @@ struct FuseOps {
     ops.getattr = GetAttr;
     ops.readlink = ReadLink;
     ops.open = Open;
+    ops.release = Release;
     ops.read = Read;
     ops.opendir = OpenDir;
     ops.readdir = ReadDir;
@@ -263,6 +308,12 @@ struct FuseOps {
 const fuse_lowlevel_ops& LayerFsOps() {
   static const fuse_lowlevel_ops ops = FuseOps::Make();
   return ops;
+}
+
+const fuse_custom_io& LayerFsIo() {
+  static const fuse_custom_io io = {FuseOps::IoWritev, FuseOps::IoRead, nullptr,
+                                    FuseOps::IoSpliceSend};
+  return io;
 }
 
 }  // namespace lazysnap

@@ -11,6 +11,8 @@ namespace lazysnap {
 
 // The operations, with userdata = the LayerFs*.
 const fuse_lowlevel_ops& LayerFsOps();
+// The session I/O of a LayerFs with passthrough (its PassthroughWire; userdata = the LayerFs*).
+const fuse_custom_io& LayerFsIo();
 
 }  // namespace lazysnap
 

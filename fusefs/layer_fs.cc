@@ -133,6 +133,16 @@ absl::StatusOr<std::unique_ptr<LayerFs>> LayerFs::Mount(std::shared_ptr<const Se
     return absl::UnavailableError(
         StrCat("mounting FUSE at ", fs->mountpoint_, " failed (libfuse logged why)"));
   }
+  if (options.passthrough_min_bytes > 0) {
+    fs->passthrough_ = std::make_unique<Passthrough>(fs->cache_.get(), &fs->view_,
+                                                     options.passthrough_min_bytes,
+                                                     fs->mountpoint_);
+    if (int r = fuse_session_custom_io(fs->session_, &LayerFsIo(), fuse_session_fd(fs->session_));
+        r != 0) {
+      LZ_LOG(kWarning, "fusefs: no custom session I/O (", r, "): no passthrough");
+      fs->passthrough_.reset();
+    }
+  }
   absl::StatusOr<MountInfo> top = TopMountAt(fs->mountpoint_);
   if (!top.ok() || top->fstype != "fuse.lazysnap") {
     LZ_LOG(kWarning, "fusefs: mounted ", fs->mountpoint_, " but cannot find it in mountinfo");
@@ -197,6 +207,7 @@ absl::Status LayerFs::Unmount() {
     }
   }
   loop_.join();
+  if (passthrough_ != nullptr) passthrough_->Stop();
   fuse_session_destroy(session_);  // closes /dev/fuse; never unmounts (done above)
   session_ = nullptr;
   LZ_LOG(kInfo, "fusefs: unmounted ", mountpoint_);
@@ -225,6 +236,10 @@ LayerFsStats LayerFs::stats() const {
   s.readdirs = get(counters_.readdirs);
   s.getattrs = get(counters_.getattrs);
   s.xattr_calls = get(counters_.xattr_calls);
+  if (passthrough_ != nullptr) {
+    s.passthrough_opens = passthrough_->opens();
+    s.passthrough_copies = passthrough_->copies();
+  }
   return s;
 }
 

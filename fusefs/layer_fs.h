@@ -30,6 +30,7 @@
 #include "cache/layer_cache.h"
 #include "format/layer.h"
 #include "fusefs/layer_view.h"
+#include "fusefs/passthrough.h"
 
 struct fuse_session;
 
@@ -49,6 +50,11 @@ struct LayerFsOptions {
   uint32_t read_ahead_kb = 1024;               // the mount's bdi readahead (kernel: 128); 0 keeps it
   std::string fsname = "lazysnap";             // shown in /proc/mounts (e.g. the layer digest)
   OpaqueXattr opaque_xattr = OpaqueXattr::kTrusted;
+  // FUSE passthrough (docs/fusefs.md) for regular files of at least this many bytes whose
+  // chunks are all cached: their reads bypass the daemon. 0: off (the kernel is then never
+  // asked, and opens are skipped where it can). Needs kernel 6.9+ and root; falls back to
+  // ordinary reads, logged, where the kernel or the cache's filesystem refuses it.
+  uint64_t passthrough_min_bytes = 1ull << 20;
   // Unmount(): how long to wait for users of a detached mount before aborting the connection.
   absl::Duration unmount_grace = absl::Seconds(2);
   bool debug = false;                          // libfuse request tracing to stderr
@@ -59,6 +65,8 @@ struct LayerFsStats {
   uint64_t lookups = 0, negative_lookups = 0;
   uint64_t reads = 0, read_bytes = 0, read_errors = 0;
   uint64_t readdirs = 0, getattrs = 0, xattr_calls = 0;
+  uint64_t passthrough_opens = 0;   // opens answered with a backing file (no reads follow)
+  uint64_t passthrough_copies = 0;  // per-file copies written for passthrough
 };
 
 class LayerFs {
@@ -90,6 +98,8 @@ class LayerFs {
   const LayerView& view() const { return view_; }
   LayerCache& cache() const { return *cache_; }
   LayerFsStats stats() const;
+  // True once the kernel took passthrough (INIT) and until a backing file was refused.
+  bool passthrough_active() const { return passthrough_ != nullptr && passthrough_->active(); }
 
  private:
   friend struct FuseOps;
@@ -107,6 +117,11 @@ class LayerFs {
   absl::Notification loop_done_;
   dev_t dev_ = 0;     // the mount's st_dev (names the fuse connection); set before the loop
   std::atomic<bool> no_open_{false}, no_opendir_{false};  // the kernel can skip opens
+  // With passthrough_min_bytes > 0: the session's custom I/O, and the open tracking (used
+  // from INIT on if the kernel offered passthrough: `passthrough_used_`).
+  PassthroughWire wire_;
+  std::unique_ptr<Passthrough> passthrough_;
+  std::atomic<bool> passthrough_used_{false};
 
   absl::Mutex unmount_mu_;
   bool unmounted_ ABSL_GUARDED_BY(unmount_mu_) = false;

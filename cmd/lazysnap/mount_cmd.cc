@@ -189,12 +189,13 @@ int RunMount(const MountFlags& f) {
         {"requests", s.requests},           {"chunksFetched", s.chunks_fetched},
         {"presentChunks", s.present_chunks}, {"totalChunks", s.total_chunks},
         {"reads", fss.reads},               {"readErrors", fss.read_errors},
+        {"passthroughOpens", fss.passthrough_opens},
         {"verificationFailures", s.verification_failures}};
     std::printf("%s\n", j.dump().c_str());
   } else if (!f.quiet) {
     std::printf("fetched %llu bytes in %llu requests (%.1f%% of the %llu-byte layer; TOC %llu "
                 "bytes); %llu chunks fetched, %llu of %llu present; %llu reads, %llu read errors, "
-                "%llu verification failures\n",
+                "%llu verification failures; %llu passthrough opens\n",
                 static_cast<unsigned long long>(s.bytes_fetched),
                 static_cast<unsigned long long>(s.requests),
                 blob_size ? 100.0 * static_cast<double>(s.bytes_fetched) / blob_size : 0.0,
@@ -205,7 +206,8 @@ int RunMount(const MountFlags& f) {
                 static_cast<unsigned long long>(s.total_chunks),
                 static_cast<unsigned long long>(fss.reads),
                 static_cast<unsigned long long>(fss.read_errors),
-                static_cast<unsigned long long>(s.verification_failures));
+                static_cast<unsigned long long>(s.verification_failures),
+                static_cast<unsigned long long>(fss.passthrough_opens));
   }
   std::fflush(stdout);
   if (!unmounted.ok()) return ReportError(unmounted);
@@ -245,6 +247,9 @@ void AddMountCommand(CLI::App& app, CommandBody* run) {
   cmd->add_option("--read-ahead-kb", flags->fs.read_ahead_kb,
                   "the mount's readahead (bdi read_ahead_kb); 0 keeps the kernel's")
       ->check(CLI::Range(0u, 65536u))
+      ->capture_default_str();
+  cmd->add_option("--passthrough-min-bytes", flags->fs.passthrough_min_bytes,
+                  "FUSE passthrough for fully cached files of at least this size; 0: off")
       ->capture_default_str();
   cmd->add_flag("--debug-fuse", flags->debug_fuse, "trace every FUSE request to stderr");
   cmd->add_flag("-q,--quiet", flags->quiet, "print nothing but errors");
