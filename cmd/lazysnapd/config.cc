@@ -128,7 +128,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
   for (const auto& [k, v] : t) {
     std::string_view key = k.str();
     if (key == "root" || key == "address" || key == "log_level" || key == "lazy_pull") continue;
-    if (key == "registry" || key == "cache" || key == "prefetch") {
+    if (key == "registry" || key == "cache" || key == "prefetch" || key == "fuse") {
       if (!v.is_table()) {
         return absl::InvalidArgumentError(StrCat("config: [", key, "] must be a table"));
       }
@@ -172,6 +172,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(std::string_view toml_text) {
   }
   if (const toml::table* prefetch = t["prefetch"].as_table()) {
     RETURN_IF_ERROR(ParsePrefetch(*prefetch, &c));
+  }
+  if (const toml::table* fuse = t["fuse"].as_table()) {
+    RETURN_IF_ERROR(GetUint(*fuse, "passthrough_min_bytes", "fuse.", 1ull << 50,
+                            &c.fuse_passthrough_min_bytes));
+    for (const auto& [k, v] : *fuse) {
+      if (k.str() != "passthrough_min_bytes") c.unknown_keys.push_back(StrCat("fuse.", k.str()));
+    }
   }
   return c;
 }

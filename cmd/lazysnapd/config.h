@@ -29,6 +29,9 @@ struct DaemonConfig {
   std::string registry_auths_toml;
   uint64_t cache_max_bytes = 10ull << 30;               // [cache] max_bytes; 0: no limit
   bool lazy_pull = true;  // mount seekable layers lazily; false: plain overlayfs snapshotter
+  // [fuse] passthrough_min_bytes: FUSE passthrough for fully cached files of at least this
+  // size (LayerFsOptions::passthrough_min_bytes; docs/fusefs.md); 0: off.
+  uint64_t fuse_passthrough_min_bytes = 1ull << 20;
   // [prefetch]: access-trace recording, replay, landmark and background prefetch
   // (docs/prefetch.md). The defaults of PrefetchConfig unless the file says otherwise.
   PrefetchConfig prefetch;

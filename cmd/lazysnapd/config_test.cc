@@ -39,7 +39,17 @@ max_bytes = 1234
 TEST(DaemonConfigTest, UnknownKeysAreReportedNotFatal) {
   auto c = ParseDaemonConfig("color = true\n[cache]\nmax_bytes = 1\nshards = 2\n[fuse]\nx = 1\n");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->unknown_keys, (std::vector<std::string>{"color", "fuse", "cache.shards"}));
+  EXPECT_EQ(c->unknown_keys, (std::vector<std::string>{"color", "cache.shards", "fuse.x"}));
+}
+
+TEST(DaemonConfigTest, FusePassthroughMinBytes) {
+  EXPECT_EQ(ParseDaemonConfig("")->fuse_passthrough_min_bytes, 1u << 20);
+  auto c = ParseDaemonConfig("[fuse]\npassthrough_min_bytes = 0\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->fuse_passthrough_min_bytes, 0u);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      ParseDaemonConfig("[fuse]\npassthrough_min_bytes = -1\n").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(ParseDaemonConfig("fuse = 1\n").status()));
 }
 
 TEST(DaemonConfigTest, RejectsBadValues) {

@@ -95,6 +95,7 @@ absl::Status Run(const DaemonConfig& config, const sigset_t& signals) {
     options.docker_config = config.docker_config.value_or(registry::DefaultDockerConfigPath());
     options.auths_toml = config.registry_auths_toml;
     options.prefetch = config.prefetch;
+    options.fs.passthrough_min_bytes = config.fuse_passthrough_min_bytes;
     options.trace_root = config.root;
     if (!options.docker_config.empty()) {
       std::error_code exists_ec;
