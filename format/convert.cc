@@ -192,6 +192,7 @@ absl::Status WriteEstargzTail(const std::deque<InputMember>& members, const Layo
   r->toc_digest = Sha256::Of(json);
   r->media_type = kMediaTypeGzip;
   r->annotations[kEstargzTocDigestAnnotation] = r->toc_digest.ToString();
+  r->annotations[kLazysnapTocTailSizeAnnotation] = StrCat(sink.bytes() - toc_offset);
   return absl::OkStatus();
 }
 
@@ -254,9 +255,11 @@ absl::Status WriteZstdChunkedTail(const Spooled& spooled, const LayoutBuilder& l
   loc.tar_split_offset = loc.manifest_offset + manifest.size() + kZstdSkippableHeaderSize;
   loc.tar_split_length = ts_compressed.size();
   loc.tar_split_uncompressed_length = ts.data().size();
+  const uint64_t tail_start = sink.bytes();
   RETURN_IF_ERROR(sink.Unit(ZstdSkippableFrame(manifest), ""));
   RETURN_IF_ERROR(sink.Unit(ZstdSkippableFrame(ts_compressed), ""));
   RETURN_IF_ERROR(sink.Unit(ZstdSkippableFrame(EncodeZstdChunkedFooter(loc)), ""));
+  r->annotations[kLazysnapTocTailSizeAnnotation] = StrCat(sink.bytes() - tail_start);
 
   r->toc_digest = Sha256::Of(json);
   r->media_type = kMediaTypeZstd;

@@ -178,6 +178,11 @@ TEST(ConvertEstargzTest, OutputIsATarGzWithTheSameMembers) {
   EXPECT_EQ(r->annotations.at(kEstargzTocDigestAnnotation), r->toc_digest.ToString());
   EXPECT_EQ(r->annotations.at(kEstargzUncompressedSizeAnnotation), std::to_string(tar.size()));
   EXPECT_EQ(Sha256::Of(out.back().data), r->toc_digest);
+  // The hint lazysnapd sizes its first read with: the TOC member and the footer, exactly.
+  auto footer = ParseEstargzFooter(blob);
+  ASSERT_TRUE(footer.ok()) << footer.status();
+  EXPECT_EQ(r->annotations.at(kLazysnapTocTailSizeAnnotation),
+            std::to_string(blob.size() - footer->toc_offset));
 }
 
 TEST(ConvertEstargzTest, TocDescribesEveryChunk) {
@@ -402,6 +407,8 @@ TEST(ConvertZstdChunkedTest, TarStreamKeptByteForByte) {
   EXPECT_EQ(from_annotations->manifest_offset, loc->manifest_offset);
   EXPECT_EQ(from_annotations->tar_split_offset, loc->tar_split_offset);
   EXPECT_EQ(from_annotations->tar_split_length, loc->tar_split_length);
+  EXPECT_EQ(r->annotations.at(kLazysnapTocTailSizeAnnotation),
+            std::to_string(blob.size() - (loc->manifest_offset - kZstdSkippableHeaderSize)));
   oo.annotations = r->annotations;
   auto raw = ReadZstdChunkedToc(src, oo);
   ASSERT_TRUE(raw.ok()) << raw.status();

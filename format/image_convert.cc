@@ -271,7 +271,8 @@ Descriptor RewriteLayer(const Descriptor& old, const ConvertResult& r) {
   for (const char* key : {kEstargzTocDigestAnnotation, kEstargzUncompressedSizeAnnotation,
                           kZstdChunkedManifestChecksumAnnotation,
                           kZstdChunkedManifestPositionAnnotation,
-                          kZstdChunkedTarsplitPositionAnnotation}) {
+                          kZstdChunkedTarsplitPositionAnnotation,
+                          kLazysnapTocTailSizeAnnotation}) {
     d.annotations.erase(key);
   }
   for (const auto& [k, v] : r.annotations) d.annotations[k] = v;

@@ -26,6 +26,13 @@ inline constexpr char kZstdChunkedManifestPositionAnnotation[] =
     "io.github.containers.zstd-chunked.manifest-position";
 inline constexpr char kZstdChunkedTarsplitPositionAnnotation[] =
     "io.github.containers.zstd-chunked.tarsplit-position";
+// lazysnap's own, written by `lazysnap image convert`: the bytes from the TOC's first byte to
+// the blob's end (eStargz: TOC member and footer; zstd:chunked: manifest, tar-split and footer
+// frames), decimal. Under containerd.io/snapshot/ so that containerd passes it to the
+// snapshotter's Prepare as a label: one suffix range request of this size then reads footer
+// and TOC together. Only a hint: both are verified as ever, and a wrong value costs a request.
+inline constexpr char kLazysnapTocTailSizeAnnotation[] =
+    "containerd.io/snapshot/lazysnap/toc-tail-size";
 
 // Bounds applied to untrusted layers. Exceeding one is a clear InvalidArgument error.
 struct LayerLimits {

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
@@ -66,6 +67,14 @@ absl::StatusOr<RemoteLayerSpec> ParseRemoteLayerLabels(const std::string& digest
                                                toc->second, "\": ", t.status().message()));
     }
     spec.toc_digest = *t;
+  }
+  if (const auto* t = FirstOf(labels, {kLazysnapTocTailSizeAnnotation})) {
+    uint64_t n = 0;
+    if (absl::SimpleAtoi(t->second, &n) && n > 0) {
+      spec.toc_tail_size = n;
+    } else {
+      LZ_LOG(kWarning, "label ", t->first, " \"", t->second, "\" ignored: not a byte count");
+    }
   }
   if (const auto* m = FirstOf(labels, {kCriManifestDigestLabel})) {
     auto md = Sha256::Parse(m->second);

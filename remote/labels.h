@@ -27,6 +27,9 @@ struct RemoteLayerSpec {
   Sha256 digest;                        // the layer blob
   std::optional<registry::Reference> ref;  // the image it is pulled from (its repository)
   std::optional<Sha256> toc_digest;     // containerd.io/snapshot/stargz/toc.digest
+  // containerd.io/snapshot/lazysnap/toc-tail-size (format/layer.h): the bytes from the TOC to
+  // the blob's end, a hint for the first read's size. Unverified: a malformed one is left out.
+  std::optional<uint64_t> toc_tail_size;
   // The image's manifest: cri.manifest-digest, else the digest of a digest-pinned reference
   // ("repo@sha256:..."). Keys per-image state (access traces) when present.
   std::optional<Sha256> manifest_digest;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "base/strings.h"
+#include "format/layer.h"
 
 namespace lazysnap {
 namespace {
@@ -99,6 +100,17 @@ TEST(RemoteLabelsTest, MalformedInformationalLabelsAreLeftOut) {
   spec = ParseRemoteLayerLabels(kDigest, {{kCriImageLayersLabel, ",,"}});
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_TRUE(spec->image_layers.empty());
+}
+
+TEST(RemoteLabelsTest, TocTailSizeIsAHintLeftOutWhenMalformed) {
+  auto spec = ParseRemoteLayerLabels(kDigest, {{kLazysnapTocTailSizeAnnotation, "405709"}});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->toc_tail_size, 405709u);
+  for (const char* bad : {"", "0", "-5", "12kb", "99999999999999999999999"}) {
+    spec = ParseRemoteLayerLabels(kDigest, {{kLazysnapTocTailSizeAnnotation, bad}});
+    ASSERT_TRUE(spec.ok()) << bad << ": " << spec.status();  // never fails the mount
+    EXPECT_FALSE(spec->toc_tail_size.has_value()) << bad;
+  }
 }
 
 }  // namespace

@@ -207,10 +207,18 @@ absl::StatusOr<std::shared_ptr<const SeekableLayer>> RegistryLayerMounter::OpenI
           StrCat("layer ", spec.digest.ToString(), ": no image reference in the labels and no TOC stored locally"));
     }
     // One round trip for the size and the blob's tail (footer, and the TOC when it fits),
-    // a second only for the part of the TOC before the tail.
+    // a second only for the part of the TOC before the tail. The converter's hint of the
+    // TOC's size makes the tail fit (a wrong hint: that second request, as without one).
     // A server that does not answer suffix ranges right: HEAD + range reads, as without it.
+    uint64_t tail_want = options_.tail_bytes;
+    if (spec.toc_tail_size && *spec.toc_tail_size <= options_.max_tail_hint_bytes) {
+      tail_want = std::max(*spec.toc_tail_size, options_.tail_bytes);
+    } else if (spec.toc_tail_size) {
+      LZ_LOG(kWarning, "layer ", spec.digest.ToString(), ": TOC tail size hint ",
+             *spec.toc_tail_size, " over ", options_.max_tail_hint_bytes, " bytes, ignored");
+    }
     absl::StatusOr<registry::RegistryClient::BlobTail> read_tail =
-        mount_client_->ReadBlobTail(*spec.ref, spec.digest, options_.tail_bytes);
+        mount_client_->ReadBlobTail(*spec.ref, spec.digest, tail_want);
     registry::RegistryClient::BlobTail tail;
     std::optional<uint64_t> blob_size;
     if (read_tail.ok()) {

@@ -51,6 +51,10 @@ struct RegistryMounterOptions {
   // Bytes read from the end of a blob with its size, in Mount's first request: the footer
   // and, when it fits, the TOC. Larger: fewer second requests, more file data read for naught.
   uint64_t tail_bytes = 64 << 10;
+  // With the layer's toc-tail-size label (format/layer.h), the first request reads that many
+  // bytes instead when more: footer and TOC in one round trip. A hint larger than this
+  // is ignored (a label must not make lazysnapd read a whole blob into memory).
+  uint64_t max_tail_hint_bytes = 32 << 20;
   absl::Duration read_deadline = absl::Seconds(60);
   // How long Mount waits for the image key (the tag resolved, when the labels lack the
   // manifest digest) once the TOC is read; past it the layer is mounted without one (no

@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "absl/strings/escaping.h"
 #include "base/strings.h"
 #include "cache/testing.h"
+#include "format/estargz.h"
 #include "format/estargz_testutil.h"
 #include "fusefs/testing.h"
 #include "registry/curl_transport.h"
@@ -77,6 +79,8 @@ class RegistryMounterTest : public ::testing::Test {
     NewMounter();
   }
   absl::Duration image_key_wait_ = absl::Seconds(1);
+  uint64_t tail_bytes_ = RegistryMounterOptions{}.tail_bytes;
+  std::string cache_name_ = "cache";  // a new one: no TOC stored yet
   void NewMounter(bool prefetch = false) {
     mounter_.reset();
     RegistryMounterOptions options;
@@ -84,7 +88,8 @@ class RegistryMounterTest : public ::testing::Test {
       options.prefetch = PrefetchConfig{};
       options.trace_root = StrCat(tmp_.path(), "/root");
     }
-    options.cache_root = StrCat(tmp_.path(), "/cache");
+    options.cache_root = StrCat(tmp_.path(), "/", cache_name_);
+    options.tail_bytes = tail_bytes_;
     options.mount_deadline = absl::Seconds(2);
     options.read_deadline = absl::Seconds(2);
     options.image_key_wait = image_key_wait_;
@@ -212,6 +217,83 @@ TEST_F(RegistryMounterTest, AnUnresolvableTagHoldsUpNoMountForLong) {
   EXPECT_EQ((*proxy)->requests(), requests) << "the failed resolution was tried again at once";
   ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
   mounter_.reset();  // before the proxy
+}
+
+TEST_F(RegistryMounterTest, TheTocTailSizeLabelReadsFooterAndTocInOneRequest) {
+  // `lazysnap image convert`'s toc-tail-size annotation, passed on by containerd as a label:
+  // the first read is sized from it, so footer and TOC come in one round trip where the
+  // 64 KiB first guess takes two for a larger TOC (python's: 340 KB). Only a hint: a wrong one
+  // mounts with the second request, and the TOC is verified all the same.
+  lazysnap::testing::EstargzBuilder b;
+  b.AddFile("etc/hosts", "127.0.0.1 localhost\n");
+  for (int i = 0; i < 6000; i++) {  // incompressible names and digests: a TOC of ~210 KB gzip'd
+    b.AddFile(StrCat("f/", absl::BytesToHexString(cache_testing::PseudoRandom(24, i))), "x");
+  }
+  const std::string blob = b.Finish();
+  auto footer = ParseEstargzFooter(blob.substr(blob.size() - 64));
+  ASSERT_TRUE(footer.ok()) << footer.status();
+  const uint64_t exact = blob.size() - footer->toc_offset;
+  ASSERT_GT(exact / 2, RegistryMounterOptions{}.tail_bytes) << "the TOC must exceed 2 first guesses";
+  Sha256 toc_digest;
+  {
+    MemoryBlobSource mem(blob);
+    auto layer = OpenLayer(mem, OpenOptions{});
+    ASSERT_TRUE(layer.ok()) << layer.status();
+    toc_digest = (*layer)->toc_digest;
+    auto transport = registry::CurlTransport::Create();
+    ASSERT_TRUE(transport.ok());
+    registry::RegistryClient client(transport->get(), nullptr, {});
+    auto r = registry::Reference::Parse(ref_);
+    ASSERT_TRUE(r.ok());
+    auto desc = client.PushBlob(*r, blob);
+    ASSERT_TRUE(desc.ok()) << desc.status();
+    digest_ = desc->digest.ToString();
+  }
+  int round = 0;
+  auto mount = [&](std::optional<std::string> hint, const std::string& toc) {
+    cache_name_ = StrCat("cache", ++round);  // nothing stored: the TOC is read
+    NewMounter();
+    Labels labels = LabelsFor(digest_);
+    labels["containerd.io/snapshot/stargz/toc.digest"] = toc;
+    if (hint) labels[kLazysnapTocTailSizeAnnotation] = *hint;
+    absl::Status s = mounter_->Mount(digest_, labels, mnt_);
+    RemoteLayerStats st;
+    if (s.ok()) {
+      auto all = mounter_->Stats();
+      EXPECT_EQ(all.size(), 1u);
+      st = all.at(0);
+      EXPECT_FALSE(st.toc_from_cache);
+      EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+      EXPECT_TRUE(mounter_->Unmount(mnt_).ok());
+    }
+    return std::make_pair(s, st);
+  };
+  const std::string good = toc_digest.ToString();
+  auto [s0, none] = mount(std::nullopt, good);
+  ASSERT_TRUE(s0.ok()) << s0;
+  EXPECT_EQ(none.toc_requests, 2u);
+  EXPECT_EQ(none.toc_bytes, exact);
+  auto [s1, hinted] = mount(StrCat(exact), good);
+  ASSERT_TRUE(s1.ok()) << s1;
+  EXPECT_EQ(hinted.toc_requests, 1u);
+  EXPECT_EQ(hinted.toc_bytes, exact) << "read more (or less) than footer and TOC";
+  auto [s2, small] = mount(StrCat(exact / 2), good);  // wrong: the rest is read after it
+  ASSERT_TRUE(s2.ok()) << s2;
+  EXPECT_EQ(small.toc_requests, 2u);
+  EXPECT_EQ(small.toc_bytes, exact);
+  auto [s3, large] = mount(StrCat(exact + 1000), good);  // wrong the other way: 1000 bytes more
+  ASSERT_TRUE(s3.ok()) << s3;
+  EXPECT_EQ(large.toc_requests, 1u);
+  EXPECT_EQ(large.toc_bytes, exact + 1000);
+  auto [s4, huge] = mount(StrCat(uint64_t{1} << 40), good);  // past max_tail_hint_bytes: ignored
+  ASSERT_TRUE(s4.ok()) << s4;
+  EXPECT_EQ(huge.toc_requests, 2u);
+  auto [s5, garbage] = mount("lots", good);
+  ASSERT_TRUE(s5.ok()) << s5;
+  EXPECT_EQ(garbage.toc_requests, 2u);
+  auto [s6, bad] = mount(StrCat(exact), Sha256::Of("other").ToString());
+  EXPECT_TRUE(absl::IsDataLoss(s6)) << s6 << ": the hinted read's TOC was not verified";
+  EXPECT_TRUE(Empty(mnt_));
 }
 
 }  // namespace
