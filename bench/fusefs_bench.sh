@@ -13,14 +13,15 @@
 # runs. $LAZYSNAP_BUILD_DIR: the build to use. $REPEAT: runs per figure, default 5; the best
 # (smallest) time is printed, the figure least disturbed by other work on the machine.
 # $ONLY=memory: only the memory figures (no timing runs, no page cache drops); $ONLY=seqread:
-# only the sequential read.
+# only the sequential read; $ONLY=opens: python3 startup with and without FUSE passthrough.
 # Sequential read (issue #4: within 10 % of local disk): `dd bs=1M` of the file through the
 # mount and from the extracted tree, INTERLEAVED (mount, disk, mount, disk, ...: $PAIRS pairs,
 # default 3 x REPEAT), each after `sync; echo 3 > drop_caches`; prints the median and min-max
 # of each and of the per-pair ratio, plus the best of each. $SEQ_IMAGE=gcc reads the gcc
 # image's largest file (cc1, 33 MB) instead of the python layer's (python3.11, 6.8 MB; with
 # ONLY=seqread only that image is converted). $MOUNT_ARGS: extra `lazysnap mount` flags (e.g.
-# "--read-ahead-kb 4096 --max-read 262144") for A/B runs. Run it under
+# "--read-ahead-kb 4096 --max-read 262144"; "--passthrough-min-bytes 0": FUSE passthrough
+# off, as before it) for A/B runs. Run it under
 # `flock /tmp/lazysnap-bench.lock` on a shared machine.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -111,8 +112,44 @@ else
   mount_blob "$T/cache"
 fi
 
+# ---- the cost of answering opens (FUSE passthrough) ------------------------------------------
+# $ONLY=opens: python3 startup through a mount with passthrough (the default: every open is
+# answered, an OPEN and a RELEASE round trip a file) and through a second mount of the same
+# blob without (--passthrough-min-bytes 0: the kernel skips opens), both with every chunk
+# cached; INTERLEAVED $PAIRS pairs with the page cache warm, then $PAIRS with it dropped.
+if [ "$ONLY" = opens ]; then
+  MNT2=$T/mnt-off
+  mkdir -p "$MNT2" "$T/cache-off"
+  "$LAZYSNAP" mount --passthrough-min-bytes 0 --blob "$BLOB" --cache-dir "$T/cache-off" "$MNT2" \
+    >"$T/mount-off.log" 2>&1 &
+  PID2=$!
+  ls_on_exit 'kill "$PID2" 2>/dev/null; sleep 0.5; umount -l "$MNT2" 2>/dev/null || true'
+  ls_wait_for 30 grep -qF " $MNT2 fuse.lazysnap " /proc/self/mounts || ls_die "no mount"
+  for i in 1 2 3; do chroot "$MNT" "${PY[@]}"; chroot "$MNT2" "${PY[@]}"; sleep 1; done
+  one() { local s=$EPOCHREALTIME; chroot "$1" "${PY[@]}"; since "$s"; }
+  PAIRS=${PAIRS:-21}
+  for i in $(seq "$PAIRS"); do echo "$(one "$MNT") $(one "$MNT2")"; done >"$T/warm.txt"
+  for i in $(seq "$PAIRS"); do echo "$(drop; one "$MNT") $(drop; one "$MNT2")"; done >"$T/cold.txt"
+  med() {  # FILE COLUMN: "median (min-max)" in ms
+    awk -v c="$2" '{ print $c * 1000 }' "$1" | sort -g |
+      awk '{ v[NR] = $1 } END { printf "%.1f (%.1f-%.1f)", v[int((NR + 1) / 2)], v[1], v[NR] }'
+  }
+  echo "python3 -c pass, chunks cached, $PAIRS interleaved pairs, ms: median (min-max)"
+  echo "  page cache warm:    passthrough $(med "$T/warm.txt" 1), opens skipped $(med "$T/warm.txt" 2)"
+  echo "  page cache dropped: passthrough $(med "$T/cold.txt" 1), opens skipped $(med "$T/cold.txt" 2)"
+  unmount_blob
+  echo "  the mount's figures: $(grep -o '[0-9]* passthrough opens' "$T/mount.log" || echo 'none')"
+  exit 0
+fi
+
 # ---- sequential read --------------------------------------------------------------------------
 cat "$MNT/$BIG" >/dev/null  # all its chunks into the cache
+# With FUSE passthrough (on unless MOUNT_ARGS has --passthrough-min-bytes 0), the daemon then
+# copies the file for it in the background: wait for the copy, so every timed read uses it.
+has_copy() { [ -n "$(find "$T/cache" -path '*/files/*' -size "${BIGSIZE}c" 2>/dev/null | head -1)" ]; }
+if [[ "${MOUNT_ARGS:-}" != *"--passthrough-min-bytes 0"* ]]; then
+  ls_wait_for 20 has_copy || echo "  (no passthrough copy of $BIG: reads go through the daemon)"
+fi
 # One pair: MB/s through the mount, then from the disk, each read timed to the microsecond
 # (python3.11 takes ~10 ms) after dropping the page cache.
 seq_mbps() {
@@ -136,6 +173,7 @@ echo "  $PAIRS interleaved pairs, dd bs=1M; lazysnap $(stat_of '$1') MB/s, local
 echo "  lazysnap / local disk per pair: median (min-max) $(stat_of 'sprintf("%.3f", $1 / $2)');" \
   "best of each: $(awk '$1 > a { a = $1 } $2 > b { b = $2 } END { printf "%.3f", a / b }' "$T/seq.txt")"
 unmount_blob
+echo "  the mount's figures: $(grep -o '[0-9]* passthrough opens' "$T/mount.log" || echo 'no passthrough opens')"
 [ "$ONLY" = seqread ] && exit 0
 
 # ---- stat walk ----------------------------------------------------------------------------------

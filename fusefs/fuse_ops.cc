@@ -128,7 +128,10 @@ struct FuseOps {
       fi->fh = backing_id > 0 ? kPassthrough : kNormal;
       if (backing_id > 0) fi->keep_cache = 0;  // the kernel refuses it with passthrough
       ScopedOpenBackingId mark(backing_id);  // libfuse 3.14 cannot say it; the wire does
-      fuse_reply_open(req, fi);  // a failed reply calls Release (libfuse)
+      if (fuse_reply_open(req, fi) != 0) {
+        // The opener is gone (interrupted: ENOENT); no RELEASE will follow.
+        fs.passthrough_->Release(ino, backing_id > 0);
+      }
       return;
     }
     fuse_reply_open(req, fi);
