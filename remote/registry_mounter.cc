@@ -176,13 +176,14 @@ std::shared_ptr<RegistryLayerMounter::Slot> RegistryLayerMounter::SlotFor(const 
 }
 
 absl::StatusOr<std::shared_ptr<const SeekableLayer>> RegistryLayerMounter::OpenIndex(
-    const RemoteLayerSpec& spec, const Labels& labels, RemoteLayerStats* stats) {
+    const RemoteLayerSpec& spec, const Labels& labels, RemoteLayerStats* stats,
+    std::string* fetched_toc) {
   std::shared_ptr<Slot> slot = SlotFor(spec.digest);
   absl::MutexLock l(&slot->mu);
   std::shared_ptr<const SeekableLayer> layer = slot->layer.lock();
   stats->toc_from_cache = true;
   const std::string dir = cache_->LayerDir(spec.digest);
-  bool parsed = false;  // a TOC parsed here: megabytes of short-lived allocations
+  bool parsed = false;  // a stored TOC parsed here: megabytes of short-lived allocations
   if (!layer) {
     auto stored = LoadToc(dir, options_.limits);
     if (stored.ok()) {
@@ -240,19 +241,14 @@ absl::StatusOr<std::shared_ptr<const SeekableLayer>> RegistryLayerMounter::OpenI
     open.annotations = labels;
     open.limits = options_.limits;
     ASSIGN_OR_RETURN(std::unique_ptr<SeekableLayer> opened, OpenLayer(tailed, open));
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    absl::Status saved = ec ? absl::InternalError(StrCat("mkdir ", dir, ": ", ec.message()))
-                            : SaveToc(dir, *opened);
-    if (!saved.ok()) LZ_LOG(kWarning, "storing the TOC of ", spec.digest.ToString(), ": ", saved.ToString());
     LZ_LOG(kInfo, "layer ", spec.digest.ToString(), ": TOC ", opened->toc_digest.ToString(),
            " (", opened->toc_json.size(), " bytes, ", opened->index.chunks().size(),
            " chunks) fetched with ", 1 + blob->requests(), " requests, ",
            tail_bytes + blob->bytes_received(), " bytes");
-    // Stored now: free it (the TOC JSON is several times the index's size, and a mounted
-    // layer keeps its SeekableLayer).
+    // Mount stores it and frees it (the TOC JSON is several times the index's size, and a
+    // mounted layer keeps its SeekableLayer).
+    *fetched_toc = std::move(opened->toc_json);
     std::string().swap(opened->toc_json);
-    parsed = true;
     stats->toc_requests = 1 + blob->requests();
     stats->toc_bytes = tail_bytes + blob->bytes_received();
     layer = std::move(opened);
@@ -268,8 +264,20 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
                                          const std::string& dir) {
   {
     absl::MutexLock l(&mu_);
-    if (mounts_.count(dir)) return absl::AlreadyExistsError(StrCat(dir, " is mounted already"));
+    if (mounts_.count(dir) || !starting_.insert(dir).second) {
+      return absl::AlreadyExistsError(StrCat(dir, " is mounted already"));
+    }
   }
+  // `dir` is this call's until it returns (then in mounts_, or free again): the prefetch of
+  // the layer, keyed by `dir`, starts before the FUSE mount.
+  struct Starting {
+    RegistryLayerMounter* self;
+    const std::string& dir;
+    ~Starting() {
+      absl::MutexLock l(&self->mu_);
+      self->starting_.erase(dir);
+    }
+  } starting{this, dir};
   const absl::Time t0 = absl::Now();
   ASSIGN_OR_RETURN(RemoteLayerSpec spec, ParseRemoteLayerLabels(digest, labels));
   auto m = std::make_unique<Mounted>();
@@ -281,8 +289,9 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   std::shared_future<std::optional<Sha256>> image_key_future;
   if (prefetch_) image_key_future = ImageKey(spec);
   const absl::Time t_key = absl::Now();
+  std::string fetched_toc;  // stored below, off the replay's critical path
   ASSIGN_OR_RETURN(std::shared_ptr<const SeekableLayer> layer,
-                   OpenIndex(spec, labels, &m->info));
+                   OpenIndex(spec, labels, &m->info, &fetched_toc));
   const absl::Time t_index = absl::Now();
   std::optional<Sha256> image_key;
   // Usually resolved by now: it started first. Not waited for past image_key_wait (a TOC
@@ -313,23 +322,9 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   ASSIGN_OR_RETURN(std::shared_ptr<LayerCache> cache,
                    cache_->OpenLayer(spec.digest, layer, std::move(source)));
   const absl::Time t_cache = absl::Now();  // (after the key wait)
-  LayerFsOptions fs_options = options_.fs;
-  fs_options.fsname = StrCat("lazysnap:", spec.digest.Hex().substr(0, 12));
-  ASSIGN_OR_RETURN(m->fs, LayerFs::Mount(layer, cache, dir, fs_options));
-  const absl::Time t_fs = absl::Now();
-  auto ms = [](absl::Duration d) { return absl::ToInt64Microseconds(d) / 1000.0; };
-  LZ_LOG(kInfo, "remote layer ", spec.digest.ToString(), " mounted at ", dir,
-         m->info.toc_from_cache ? " (TOC from the local cache)" : "", " in ", ms(t_fs - t0),
-         " ms (index ", ms(t_index - t_key), ", then waiting for the image key ",
-         ms(t_key_wait - t_index), ", cache ", ms(t_cache - t_key_wait), ", FUSE mount ",
-         ms(t_fs - t_cache), ")");
-  {
-    absl::MutexLock l(&mu_);
-    auto [it, inserted] = mounts_.emplace(dir, std::move(m));
-    if (!inserted) {
-      return absl::AlreadyExistsError(StrCat(dir, " was mounted concurrently"));  // m unmounts
-    }
-  }
+  // The trace replay starts first: its requests are under way while the FUSE mount is made
+  // and the TOC stored (a few ms; tens on a busy machine). Nothing reads the cache but it
+  // until the mount exists.
   if (prefetch_) {
     MountedLayerInfo info;
     info.id = dir;
@@ -337,8 +332,42 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
     info.image_ref = spec.ref ? spec.ref->String() : "";
     info.digest = spec.digest;
     info.layer = layer;
-    info.cache = std::move(cache);
+    info.cache = cache;
     prefetch_->LayerMounted(info);
+  }
+  LayerFsOptions fs_options = options_.fs;
+  fs_options.fsname = StrCat("lazysnap:", spec.digest.Hex().substr(0, 12));
+  absl::StatusOr<std::unique_ptr<LayerFs>> fs = LayerFs::Mount(layer, cache, dir, fs_options);
+  if (!fs.ok()) {
+    if (prefetch_) prefetch_->LayerUnmounted(dir);
+    return fs.status();
+  }
+  m->fs = *std::move(fs);
+  const absl::Time t_fs = absl::Now();
+  if (!fetched_toc.empty()) {
+    const std::string layer_dir = cache_->LayerDir(spec.digest);
+    std::error_code ec;
+    std::filesystem::create_directories(layer_dir, ec);
+    absl::Status saved =
+        ec ? absl::InternalError(StrCat("mkdir ", layer_dir, ": ", ec.message()))
+           : SaveToc(layer_dir, *layer, fetched_toc);
+    if (!saved.ok()) {
+      LZ_LOG(kWarning, "storing the TOC of ", spec.digest.ToString(), ": ", saved.ToString());
+    }
+    std::string().swap(fetched_toc);
+    // Give the parse's freed heap back to the system: glibc keeps it otherwise (in the
+    // arena of the gRPC thread that parsed), about 450 bytes per TOC entry (lazysnapd_bench).
+    malloc_trim(0);
+  }
+  auto ms = [](absl::Duration d) { return absl::ToInt64Microseconds(d) / 1000.0; };
+  LZ_LOG(kInfo, "remote layer ", spec.digest.ToString(), " mounted at ", dir,
+         m->info.toc_from_cache ? " (TOC from the local cache)" : "", " in ", ms(t_fs - t0),
+         " ms (index ", ms(t_index - t_key), ", then waiting for the image key ",
+         ms(t_key_wait - t_index), ", cache ", ms(t_cache - t_key_wait), ", prefetch start and FUSE mount ",
+         ms(t_fs - t_cache), "; TOC stored ", ms(absl::Now() - t_fs), " ms after)");
+  {
+    absl::MutexLock l(&mu_);
+    mounts_.emplace(dir, std::move(m));  // `dir` was reserved in starting_
   }
   if (cache_->size_limit() > 0) {
     auto gc = cache_->CollectGarbage();

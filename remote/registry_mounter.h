@@ -18,6 +18,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -115,10 +116,12 @@ class RegistryLayerMounter : public RemoteLayerMounter {
                        std::unique_ptr<registry::CredentialStore> credentials,
                        std::unique_ptr<CacheManager> cache);
   // The layer's index: remembered, stored locally, or from the registry. Fills the TOC
-  // fields of *stats.
+  // fields of *stats. A TOC fetched from the registry is not stored yet: its JSON is moved
+  // to *fetched_toc (else left empty) for Mount to store once the prefetch has started.
   absl::StatusOr<std::shared_ptr<const SeekableLayer>> OpenIndex(const RemoteLayerSpec& spec,
                                                                  const Labels& labels,
-                                                                 RemoteLayerStats* stats);
+                                                                 RemoteLayerStats* stats,
+                                                                 std::string* fetched_toc);
   std::shared_ptr<Slot> SlotFor(const Sha256& digest);
   // The image manifest digest keying the layer's access trace (prefetch/trace.md): from the
   // labels, else the reference resolved (ResolveImage) once per reference string, on its own
@@ -148,6 +151,7 @@ class RegistryLayerMounter : public RemoteLayerMounter {
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by digest hex
+  std::set<std::string> starting_ ABSL_GUARDED_BY(mu_);  // dirs a Mount is under way for
   // Declared last: destroyed (unmounted) before the client and cache they use.
   std::map<std::string, std::unique_ptr<Mounted>> mounts_ ABSL_GUARDED_BY(mu_);  // by dir
 };

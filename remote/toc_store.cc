@@ -21,7 +21,12 @@ const char* FormatName(LayerFormat f) {
 }  // namespace
 
 absl::Status SaveToc(const std::string& dir, const SeekableLayer& layer) {
-  RETURN_IF_ERROR(WriteFileAtomically(StrCat(dir, kTocFile), layer.toc_json));
+  return SaveToc(dir, layer, layer.toc_json);
+}
+
+absl::Status SaveToc(const std::string& dir, const SeekableLayer& layer,
+                     std::string_view toc_json) {
+  RETURN_IF_ERROR(WriteFileAtomically(StrCat(dir, kTocFile), toc_json));
   nlohmann::json meta = {
       {"format", FormatName(layer.index.format())},
       {"toc_digest", layer.toc_digest.ToString()},

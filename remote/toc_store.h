@@ -19,6 +19,9 @@ namespace lazysnap {
 
 // Stores `layer`'s TOC in existing directory `dir`. Thread-compatible per directory.
 absl::Status SaveToc(const std::string& dir, const SeekableLayer& layer);
+// The same with the TOC JSON apart from `layer` (whose toc_json is then ignored).
+absl::Status SaveToc(const std::string& dir, const SeekableLayer& layer,
+                     std::string_view toc_json);
 
 // Rebuilds the layer from the TOC stored in `dir`. NotFound when none is stored; DataLoss
 // when the stored TOC does not hash to the digest recorded with it; the errors of
