@@ -46,8 +46,9 @@ absl::Status LayerCache::WriteFileCopy(const Entry& file, EntryId id) {
   if (::mkdir(files.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, StrCat("mkdir ", files));
   }
-  std::string tmp = StrCat(files, "/", kTempPrefix, id, "-", ::getpid());
-  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  // Unique to the thread: two mounts of one layer may copy the same file at once.
+  std::string tmp = StrCat(files, "/", kTempPrefix, id, "-", ::getpid(), "-", ::gettid());
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!out.valid()) return ErrnoToStatus(errno, StrCat("create ", tmp));
   auto fail = [&tmp](absl::Status s) {
     ::unlink(tmp.c_str());
