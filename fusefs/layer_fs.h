@@ -4,8 +4,10 @@
 //
 // Layers are immutable, so entries, attributes and negative lookups are cached by the kernel
 // for a long time, file pages are kept across opens (keep_cache; no open round trip at all
-// where the kernel supports it), directories use readdirplus and the kernel's readdir cache,
-// and read replies are spliced from the cache's data file descriptor. A read whose chunks
+// where the kernel supports it and passthrough is off), directories use readdirplus and the
+// kernel's readdir cache, and read replies are spliced from the cache's data file descriptor.
+// Large files whose chunks are all cached are opened with FUSE passthrough where the kernel
+// has it (fusefs/passthrough.h): their reads never reach the daemon. A read whose chunks
 // cannot be fetched or fail verification gets EIO (and a log line); the mount stays up.
 //
 //   auto fs = LayerFs::Mount(layer, cache, "/mnt/x", {});
