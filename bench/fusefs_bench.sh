@@ -163,6 +163,7 @@ PAIRS=${PAIRS:-$((3 * REPEAT))}
 for i in $(seq "$PAIRS"); do
   echo "$(seq_mbps "$MNT/$BIG") $(seq_mbps "$T/ext/$BIG")"
 done >"$T/seq.txt"
+[ -z "${SEQ_OUT:-}" ] || cp "$T/seq.txt" "$SEQ_OUT"  # the pairs, "MOUNT_MBPS DISK_MBPS" a line
 stat_of() {  # AWK_EXPR: "median (min-max)" of it over the pairs
   awk "{ print $1 }" "$T/seq.txt" | sort -g |
     awk '{ v[NR] = $1 } END { printf "%s (%s-%s)", v[int((NR + 1) / 2)], v[1], v[NR] }'
