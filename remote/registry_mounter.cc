@@ -38,13 +38,14 @@ registry::ClientOptions ClientOptionsFor(const RegistryMounterOptions& options,
 }  // namespace
 
 struct RegistryLayerMounter::Mounted {
-  RemoteLayerStats info;           // all but `cache`
+  RemoteLayerStats info;           // all but `cache` and `fs`
   LayerPin pin;                    // released after the filesystem is gone (declared first)
   std::unique_ptr<LayerFs> fs;
 
   RemoteLayerStats Stats() const {
     RemoteLayerStats s = info;
     s.cache = fs->cache().stats();
+    s.fs = fs->stats();
     return s;
   }
 };
@@ -128,7 +129,8 @@ std::string RegistryLayerMounter::Describe(const RemoteLayerStats& s) {
                 " chunks, ", s.cache.prefetch_hits, " of them read, ",
                 s.cache.prefetch_unused_bytes(), " bytes unread; on demand: ",
                 s.cache.ondemand_chunks(), " chunks in ",
-                s.cache.requests - s.cache.prefetch_requests, " requests");
+                s.cache.requests - s.cache.prefetch_requests, " requests; passthrough: ",
+                s.fs.passthrough_opens, " opens, ", s.fs.passthrough_copies, " copies");
 }
 
 std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(

@@ -81,6 +81,7 @@ struct RemoteLayerStats {
   uint64_t toc_requests = 0;    // reading the footer and TOC from the registry
   uint64_t toc_bytes = 0;
   LayerCacheStats cache;        // file data
+  LayerFsStats fs;              // the FUSE mount's (passthrough opens among them)
 };
 
 class RegistryLayerMounter : public RemoteLayerMounter {
