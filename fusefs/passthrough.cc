@@ -147,7 +147,9 @@ int32_t Passthrough::Open(Ino ino) {
     return n.backing_id;
   }
   // While reads are recorded (an access trace), they must reach the daemon.
-  if (active_.load() && n.normal_opens == 0 && cache_->access_log() == nullptr) {
+  std::shared_ptr<AccessLog> log = cache_->access_log();
+  bool recording = log != nullptr && !log->stopped();
+  if (active_.load() && n.normal_opens == 0 && !recording) {
     if (n.backing_id == 0 && n.copy != CopyState::kQueued) n.backing_id = OpenBacking(ino, n);
     if (n.backing_id > 0) {
       n.passthrough_opens++;

@@ -236,6 +236,8 @@ TEST_F(PassthroughMountTest, AFileOpenWithoutPassthroughKeepsWorkingWhenItsCopyI
   ASSERT_EQ(::pread(fd1, got.data(), kBig, 0), static_cast<ssize_t>(kBig));
   ASSERT_EQ(got, big_);
   if (!m->fs->passthrough_active()) GTEST_SKIP() << "the kernel has no FUSE passthrough";
+  // Another open and close of it (the file complete) makes the copy while fd1 stays open.
+  ASSERT_EQ(ReadAll(path).value_or(""), big_);
   ASSERT_TRUE(WaitFor([&] { return m->fs->stats().passthrough_copies == 1; }));
   // The copy is ready but the inode is in cached mode: this open must not be passthrough
   // (the kernel would fail it) and works.
@@ -255,6 +257,24 @@ TEST_F(PassthroughMountTest, AFileOpenWithoutPassthroughKeepsWorkingWhenItsCopyI
   EXPECT_EQ(ReadAll(path).value_or(""), big_);
   EXPECT_EQ(m->fs->stats().passthrough_opens, opens + 1);
   ::close(fd3);
+}
+
+TEST_F(PassthroughMountTest, WhileAnAccessTraceIsRecordedOpensAreNormalAndReadsSeen) {
+  TempDir tmp;
+  auto m = Mount(tmp.path());
+  ASSERT_NE(m, nullptr);
+  ASSERT_NO_FATAL_FAILURE(CacheBig(*m));
+  const uint32_t chunks = static_cast<uint32_t>(m->layer->index.chunks().size());
+  auto log = std::make_shared<AccessLog>(chunks, chunks, absl::InfiniteDuration());
+  m->cache->SetAccessLog(log);
+  for (int i = 0; i < 3; i++) {
+    DropCaches();
+    EXPECT_EQ(ReadAll(m->mnt + "/d/big").value_or(""), big_);
+  }
+  EXPECT_EQ(m->fs->stats().passthrough_opens, 0u);
+  EXPECT_GE(log->size(), kBig / 65536) << "every chunk of d/big recorded";
+  log->Stop();  // a stopped recording no longer holds passthrough back
+  ReadBigUntilPassthrough(*m, m->mnt + "/d/big");
 }
 
 TEST_F(PassthroughMountTest, OffByConfigNothingChanges) {
