@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -170,6 +171,25 @@ std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
   return key;
 }
 
+void RegistryLayerMounter::WarmConnections(const RemoteLayerSpec& spec) {
+  if (!prefetch_ || !spec.ref) return;
+  const int n = std::min(options_.prefetch->scheduler.workers, 8) - 1;
+  if (n <= 0) return;
+  if (access(StrCat(cache_->LayerDir(spec.digest), "/toc.meta").c_str(), F_OK) == 0) return;
+  absl::MutexLock l(&keys_mu_);
+  for (auto it = warmers_.begin(); it != warmers_.end();) {
+    if (it->wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;  // still warm
+    it = warmers_.erase(it);
+  }
+  for (int i = 0; i < n; i++) {
+    // The task holds copies; `this` outlives it (warmers_ is destroyed before the clients).
+    warmers_.push_back(std::async(std::launch::async, [this, r = *spec.ref, d = spec.digest] {
+      auto size = mount_client_->BlobSize(r, d);  // its answer is not needed, its connection is
+      if (!size.ok()) LZ_LOG(kDebug, "warming a connection: ", size.status().ToString());
+    }));
+  }
+}
+
 std::shared_ptr<RegistryLayerMounter::Slot> RegistryLayerMounter::SlotFor(const Sha256& digest) {
   absl::MutexLock l(&mu_);
   auto& slot = slots_[digest.Hex()];
@@ -290,6 +310,7 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   // the manifest digest) and a registry trace lookup overlap it.
   std::shared_future<std::optional<Sha256>> image_key_future;
   if (prefetch_) image_key_future = ImageKey(spec);
+  WarmConnections(spec);
   const absl::Time t_key = absl::Now();
   std::string fetched_toc;  // stored below, off the replay's critical path
   ASSIGN_OR_RETURN(std::shared_ptr<const SeekableLayer> layer,

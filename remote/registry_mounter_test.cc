@@ -219,6 +219,37 @@ TEST_F(RegistryMounterTest, AnUnresolvableTagHoldsUpNoMountForLong) {
   mounter_.reset();  // before the proxy
 }
 
+TEST_F(RegistryMounterTest, ConnectionsForTheReplayAreOpenedWhileTheTocIsRead) {
+  // With prefetching on (4 workers), a layer whose TOC must be read also sends 3 HEADs of the
+  // blob at once, so that the replay's first requests find connections open (a new one costs
+  // a round trip more). The registry stalls the first 4 blob requests (then drops them: they
+  // are retried): all 4 arrive during the stall, before any answer.
+  auto proxy = registry::testing::FaultProxy::Start(registry_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  (*proxy)->set_stall(absl::Milliseconds(600));
+  using registry::testing::Fault;
+  (*proxy)->Inject({Fault::kStall, Fault::kStall, Fault::kStall, Fault::kStall}, "/blobs/");
+  ref_ = StrCat((*proxy)->host(), "/test/layer:x");
+  NewMounter(/*prefetch=*/true);
+  Labels labels = LabelsFor(digest_);
+  labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();  // no tag resolution
+  absl::Status mounted;
+  std::thread mount([&] { mounted = mounter_->Mount(digest_, labels, mnt_); });
+  absl::SleepFor(absl::Milliseconds(400));  // within the first stall
+  EXPECT_EQ((*proxy)->requests(), 4) << "the TOC read alone, or the HEADs after it";
+  mount.join();
+  ASSERT_TRUE(mounted.ok()) << mounted;
+  EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  absl::SleepFor(absl::Milliseconds(500));  // the HEADs' retries are done
+  // Mounted again with the TOC stored: nothing to warm for.
+  const int before = (*proxy)->requests();
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  EXPECT_EQ((*proxy)->requests(), before);
+  mounter_.reset();  // before the proxy
+}
+
 TEST_F(RegistryMounterTest, TheTocTailSizeLabelReadsFooterAndTocInOneRequest) {
   // `lazysnap image convert`'s toc-tail-size annotation, passed on by containerd as a label:
   // the first read is sized from it, so footer and TOC come in one round trip where the
