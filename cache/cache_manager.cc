@@ -130,6 +130,21 @@ absl::StatusOr<uint64_t> DirBytes(const std::string& dir) {
   return total;
 }
 
+// Disk space allocated to every layer directory in `layers_dir` (errors count nothing).
+uint64_t LayersBytes(const std::string& layers_dir) {
+  DIR* d = ::opendir(layers_dir.c_str());
+  if (d == nullptr) return 0;
+  uint64_t total = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name(e->d_name);
+    if (name == "." || name == "..") continue;
+    absl::StatusOr<uint64_t> bytes = DirBytes(StrCat(layers_dir, "/", name));
+    if (bytes.ok()) total += *bytes;
+  }
+  ::closedir(d);
+  return total;
+}
+
 void RemoveTree(const std::string& path) {
   std::error_code ec;
   std::filesystem::remove_all(path, ec);
@@ -217,9 +232,17 @@ absl::StatusOr<std::shared_ptr<LayerCache>> CacheManager::OpenLayerImpl(
   }
   std::string dir = LayerDir(layer_digest);
   absl::Status made = MakeDir(dir);
+  LayerCacheOptions layer_options = options;
+  if (options_.size_limit_bytes > 0 && !layer_options.copy_allowed) {
+    // A per-file copy (FUSE passthrough) only while the cache stays within its limit.
+    layer_options.copy_allowed = [layers = state_->layers_dir,
+                                  limit = options_.size_limit_bytes](uint64_t bytes) {
+      return LayersBytes(layers) + bytes <= limit;
+    };
+  }
   absl::StatusOr<std::unique_ptr<LayerCache>> opened =
       made.ok() ? LayerCache::Open(dir, toc_digest, chunks, std::move(source), std::move(decoder),
-                                   options)
+                                   layer_options)
                 : made;
   std::shared_ptr<LayerCache> cache;
   {

@@ -32,7 +32,9 @@
 namespace lazysnap {
 
 struct CacheManagerOptions {
-  uint64_t size_limit_bytes = 0;  // 0: unlimited (GC evicts nothing)
+  // 0: unlimited (GC evicts nothing). Also: no per-file copy (LayerCacheOptions::
+  // copy_allowed, FUSE passthrough) is made that would take usage past it.
+  uint64_t size_limit_bytes = 0;
 };
 
 // One layer's directory as GC sees it.

@@ -105,14 +105,35 @@ TEST_F(CacheManagerTest, UsageCountsPerFileCopiesAndRemovalDeletesThem) {
   {
     auto c = OpenLayer(*m, 0);
     ASSERT_TRUE(c.ok());
-    ASSERT_TRUE((*c)->WriteFileCopy(layers_[0].files[0], 7).ok());
-    EXPECT_TRUE(Exists((*c)->FileCopyPath(7)));
+    ASSERT_TRUE((*c)->WriteFileCopy(layers_[0].files[0]).ok());
+    EXPECT_TRUE(Exists((*c)->FileCopyPath(layers_[0].files[0])));
   }
   auto with_copy = m->Usage();
   ASSERT_TRUE(with_copy.ok());
   EXPECT_GE(*with_copy, *filled + (256u << 10));
   ASSERT_TRUE(m->RemoveLayer(digests_[0]).ok());
   EXPECT_FALSE(Exists(m->LayerDir(digests_[0])));
+}
+
+TEST_F(CacheManagerTest, NoPerFileCopyTakesUsagePastTheSizeLimit) {
+  auto filled = [&] {
+    auto m = MustOpen(0);
+    Fill(*m, 0);
+    return m->Usage().value_or(0);
+  }();
+  ASSERT_GT(filled, 0u);
+  {
+    auto m = MustOpen(filled + (64u << 10));  // room for the data, not for a 256 KiB copy
+    auto c = OpenLayer(*m, 0);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ((*c)->WriteFileCopy(layers_[0].files[0]).code(),
+              absl::StatusCode::kResourceExhausted);
+    EXPECT_FALSE(Exists((*c)->FileCopyPath(layers_[0].files[0])));
+  }
+  auto m = MustOpen(filled + (1u << 20));
+  auto c = OpenLayer(*m, 0);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE((*c)->WriteFileCopy(layers_[0].files[0]).ok());
 }
 
 TEST_F(CacheManagerTest, GcEvictsLeastRecentlyUsedUntilWithinTheLimit) {

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -68,6 +69,12 @@ struct LayerCacheOptions {
   // An on-demand read waits on a prefetch request holding its chunk only if that request is
   // at most this many blob bytes; otherwise it fetches the chunk with its own request.
   uint64_t max_prefetch_wait_bytes = 1ull << 20;
+  // Per-file copies (WriteFileCopy): the free space the cache's filesystem must keep beyond
+  // twice the file's size, the size of one copy_file_range between stop checks, and, if set,
+  // a check that `bytes` more fit the cache's size limit (CacheManager sets it). Thread-safe.
+  uint64_t copy_min_free_bytes = 256ull << 20;
+  uint64_t copy_piece_bytes = 8ull << 20;
+  std::function<bool(uint64_t bytes)> copy_allowed;
 };
 
 // Counters since open; a snapshot.
@@ -158,16 +165,22 @@ class LayerCache {
   // The log set last, or null.
   std::shared_ptr<AccessLog> access_log() const;
 
-  // Per-file copies, the backing files of FUSE passthrough (docs/cache.md): <dir>/files/<id>
-  // holds exactly the bytes of regular file `file` (the Entry holding the data, entry id
-  // `id`). WriteFileCopy() makes it from the data file, only if every chunk of `file` is
-  // present (else FailedPrecondition): copy_file_range into a temp file, fdatasync, rename,
-  // so a crash leaves at most a temp file, which Open() removes. Blocks for the copy (call it
-  // in the background). OpenFileCopy() opens an existing copy read-only; NotFound if there
-  // is none; a copy of the wrong size is removed and NotFound.
-  absl::Status WriteFileCopy(const Entry& file, EntryId id);
-  absl::StatusOr<UniqueFd> OpenFileCopy(const Entry& file, EntryId id) const;
-  std::string FileCopyPath(EntryId id) const;
+  // Per-file copies, the backing files of FUSE passthrough (docs/cache.md): FileCopyPath(file)
+  // = <dir>/files/<data offset>-<size> holds exactly the bytes of regular file `file` (the
+  // Entry holding the data), named by where they lie in the data file, so a copy can only
+  // ever stand for that range of this layer's data (and Init empties files/ whenever it
+  // resets the data). WriteFileCopy() makes it from the data file, only if every chunk of
+  // `file` is present (else FailedPrecondition) and there is room (else ResourceExhausted:
+  // the filesystem keeps less than 2x the file + copy_min_free_bytes free, or copy_allowed
+  // says no): copy_file_range in pieces of copy_piece_bytes into a temp file, fdatasync,
+  // rename, so a crash leaves at most a temp file, which Open() removes. Blocks for the copy
+  // (call it in the background); `stop` (may be null) is checked between pieces: once set,
+  // the temp file is removed and the call returns Cancelled. OpenFileCopy() opens an
+  // existing copy read-only; NotFound if there is none; a copy of the wrong size is removed
+  // and NotFound. A file whose chunks do not cover exactly file.size is InvalidArgument.
+  absl::Status WriteFileCopy(const Entry& file, const std::atomic<bool>* stop = nullptr);
+  absl::StatusOr<UniqueFd> OpenFileCopy(const Entry& file) const;
+  std::string FileCopyPath(const Entry& file) const;
 
   LayerCacheStats stats() const;
   // Where chunk `chunk` (< chunk count) starts in the data file. O(kDataBaseStride).
@@ -182,7 +195,9 @@ class LayerCache {
   LayerCache(std::string dir, absl::Span<const Chunk> chunks, std::shared_ptr<BlobSource> source,
              std::shared_ptr<ChunkDecoder> decoder, const LayerCacheOptions& options);
   absl::Status Init(const Sha256& layer_id);
-  void RemoveTempCopies() const;  // layer_cache_copy.cc
+  void RemoveCopies(bool all) const;  // layer_cache_copy.cc: temp files only, or every copy
+  // OK if `file`'s chunks are inside the chunk table and cover exactly file.size bytes.
+  absl::Status CheckFileChunks(const Entry& file) const;
   absl::Status FetchAndWait(absl::Span<const uint32_t> sorted, FetchPriority priority,
                             const FetchShape& shape);
   absl::Status FetchGroup(const Group& group, std::vector<uint32_t>* written);

@@ -2,8 +2,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "base/errors.h"
@@ -19,35 +21,57 @@ constexpr char kTempPrefix[] = ".tmp-";
 
 }  // namespace
 
-std::string LayerCache::FileCopyPath(EntryId id) const { return StrCat(dir_, "/files/", id); }
+std::string LayerCache::FileCopyPath(const Entry& file) const {
+  uint64_t offset = file.chunks_count == 0 || file.chunks_begin >= chunks_.size()
+                        ? 0
+                        : data_offset(file.chunks_begin);
+  return StrCat(dir_, "/files/", offset, "-", file.size);
+}
 
-void LayerCache::RemoveTempCopies() const {
+void LayerCache::RemoveCopies(bool all) const {
   std::string files = StrCat(dir_, "/files");
   DIR* d = ::opendir(files.c_str());
   if (d == nullptr) return;  // none yet
+  int removed = 0;
   while (dirent* e = ::readdir(d)) {
-    if (std::string_view(e->d_name).rfind(kTempPrefix, 0) == 0) {
-      LZ_LOG(kInfo, "cache: removing ", files, "/", e->d_name, " (an interrupted copy)");
-      ::unlinkat(::dirfd(d), e->d_name, 0);
-    }
+    std::string_view name(e->d_name);
+    if (name == "." || name == "..") continue;
+    bool temp = name.rfind(kTempPrefix, 0) == 0;
+    if (!temp && !all) continue;
+    if (temp) LZ_LOG(kInfo, "cache: removing ", files, "/", name, " (an interrupted copy)");
+    if (::unlinkat(::dirfd(d), e->d_name, 0) == 0 && !temp) removed++;
   }
   ::closedir(d);
+  if (removed > 0) {
+    LZ_LOG(kInfo, "cache: removed ", removed, " per-file copies in ", files,
+           " (the layer's data was reset)");
+  }
 }
 
-absl::Status LayerCache::WriteFileCopy(const Entry& file, EntryId id) {
-  if (uint64_t{file.chunks_begin} + file.chunks_count > chunks_.size()) {
-    return absl::InvalidArgumentError("file's chunks are outside the chunk table");
-  }
+absl::Status LayerCache::WriteFileCopy(const Entry& file, const std::atomic<bool>* stop) {
+  RETURN_IF_ERROR(CheckFileChunks(file));
   std::vector<uint32_t> chunks = ChunksOfRange(file, 0, file.size);
   if (!Missing(chunks).empty()) {
-    return absl::FailedPreconditionError(StrCat("entry ", id, " is not fully cached"));
+    return absl::FailedPreconditionError(StrCat(FileCopyPath(file), ": not fully cached"));
   }
   std::string files = StrCat(dir_, "/files");
   if (::mkdir(files.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, StrCat("mkdir ", files));
   }
+  struct statvfs vfs;
+  if (::statvfs(files.c_str(), &vfs) != 0) return ErrnoToStatus(errno, StrCat("statvfs ", files));
+  uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  if (free_bytes < 2 * file.size + options_.copy_min_free_bytes) {
+    return absl::ResourceExhaustedError(StrCat("copy of ", file.size, " bytes: ", free_bytes,
+                                               " bytes free in ", files));
+  }
+  if (options_.copy_allowed && !options_.copy_allowed(file.size)) {
+    return absl::ResourceExhaustedError(
+        StrCat("copy of ", file.size, " bytes: the cache is at its size limit"));
+  }
   // Unique to the thread: two mounts of one layer may copy the same file at once.
-  std::string tmp = StrCat(files, "/", kTempPrefix, id, "-", ::getpid(), "-", ::gettid());
+  std::string name = FileCopyPath(file).substr(files.size() + 1);
+  std::string tmp = StrCat(files, "/", kTempPrefix, name, "-", ::getpid(), "-", ::gettid());
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!out.valid()) return ErrnoToStatus(errno, StrCat("create ", tmp));
   auto fail = [&tmp](absl::Status s) {
@@ -56,24 +80,30 @@ absl::Status LayerCache::WriteFileCopy(const Entry& file, EntryId id) {
   };
   // The file's bytes are one contiguous range of the data file (see the class comment).
   loff_t in_off = file.chunks_count == 0 ? 0 : static_cast<loff_t>(data_offset(file.chunks_begin));
+  const uint64_t piece = std::max<uint64_t>(options_.copy_piece_bytes, 1);
   uint64_t left = file.size;
   while (left > 0) {
-    ssize_t n = ::copy_file_range(data_fd_.get(), &in_off, out.get(), nullptr, left, 0);
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+      return fail(absl::CancelledError(StrCat("copy into ", tmp, " stopped")));
+    }
+    ssize_t n = ::copy_file_range(data_fd_.get(), &in_off, out.get(), nullptr,
+                                  std::min(left, piece), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail(ErrnoToStatus(errno, StrCat("copy_file_range into ", tmp)));
     if (n == 0) return fail(absl::DataLossError(StrCat(data_path_, " ends early")));
     left -= static_cast<uint64_t>(n);
   }
   if (absl::Status s = DataSync(out.get(), tmp); !s.ok()) return fail(s);
-  std::string path = FileCopyPath(id);
+  std::string path = FileCopyPath(file);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return fail(ErrnoToStatus(errno, StrCat("rename ", tmp)));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<UniqueFd> LayerCache::OpenFileCopy(const Entry& file, EntryId id) const {
-  std::string path = FileCopyPath(id);
+absl::StatusOr<UniqueFd> LayerCache::OpenFileCopy(const Entry& file) const {
+  RETURN_IF_ERROR(CheckFileChunks(file));
+  std::string path = FileCopyPath(file);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoToStatus(errno, StrCat("open ", path));
   struct stat st;

@@ -1,5 +1,6 @@
 #include "cache/layer_cache.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -619,53 +620,158 @@ TEST_F(LayerCacheTest, MissingListsTheChunksNotPresentInTheirOrder) {
   EXPECT_TRUE(cache->Missing(ask).empty());
 }
 
-}  // namespace
-}  // namespace lazysnap
+// ---- per-file copies (FUSE passthrough's backing files) ----
 
-namespace lazysnap {
-namespace {
+absl::StatusOr<std::unique_ptr<LayerCache>> OpenCopyCache(const std::string& dir,
+                                                          const cache_testing::TestLayer& layer,
+                                                          const LayerCacheOptions& options = {},
+                                                          std::string toc = "toc") {
+  return LayerCache::Open(dir, Sha256::Of(toc), layer.chunks,
+                          std::make_shared<cache_testing::RecordingBlobSource>(layer.blob),
+                          std::make_shared<cache_testing::PlainChunkDecoder>(), options);
+}
 
-// Per-file copies (FUSE passthrough's backing files): made only from a fully present file,
-// exactly its bytes; a wrong-sized copy is not served; an interrupted copy's temp file goes.
+void ReadWhole(LayerCache& c, const Entry& file) {
+  std::string buf(file.size, '\0');
+  ASSERT_TRUE(c.ReadFile(file, 0, absl::MakeSpan(buf)).ok());
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// Made only from a fully present file, exactly its bytes; a wrong-sized copy is not served.
 TEST(LayerCacheCopyTest, FileCopiesHoldExactlyAFullyCachedFile) {
   cache_testing::TempDir dir;
   cache_testing::TestLayer layer = cache_testing::MakeTestLayer({10000, 70000, 0}, 4096);
-  auto cache = LayerCache::Open(dir.path(), Sha256::Of("toc"), layer.chunks,
-                                std::make_shared<cache_testing::RecordingBlobSource>(layer.blob),
-                                std::make_shared<cache_testing::PlainChunkDecoder>());
+  auto cache = OpenCopyCache(dir.path(), layer);
   ASSERT_TRUE(cache.ok()) << cache.status();
   LayerCache& c = **cache;
   std::string buf(100, '\0');
   ASSERT_TRUE(c.ReadFile(layer.files[1], 0, absl::MakeSpan(buf)).ok());  // one chunk only
-  EXPECT_EQ(c.WriteFileCopy(layer.files[1], 1).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(c.OpenFileCopy(layer.files[1], 1).status().code(), absl::StatusCode::kNotFound);
-  buf.assign(70000, '\0');
-  ASSERT_TRUE(c.ReadFile(layer.files[1], 0, absl::MakeSpan(buf)).ok());
-  ASSERT_TRUE(c.WriteFileCopy(layer.files[1], 1).ok());
-  auto fd = c.OpenFileCopy(layer.files[1], 1);
+  EXPECT_EQ(c.WriteFileCopy(layer.files[1]).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c.OpenFileCopy(layer.files[1]).status().code(), absl::StatusCode::kNotFound);
+  ReadWhole(c, layer.files[1]);
+  ASSERT_TRUE(c.WriteFileCopy(layer.files[1]).ok());
+  auto fd = c.OpenFileCopy(layer.files[1]);
   ASSERT_TRUE(fd.ok()) << fd.status();
   std::string got(70001, '\0');
   EXPECT_EQ(::pread(fd->get(), got.data(), got.size(), 0), 70000);
   got.resize(70000);
   EXPECT_TRUE(got == layer.contents[1]);
-  ASSERT_TRUE(c.WriteFileCopy(layer.files[2], 2).ok());  // an empty file
-  EXPECT_TRUE(c.OpenFileCopy(layer.files[2], 2).ok());
-  // Another file's entry of another size: that copy is not it, and is removed.
-  EXPECT_EQ(c.OpenFileCopy(layer.files[0], 1).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(c.OpenFileCopy(layer.files[1], 1).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(c.WriteFileCopy(layer.files[2]).ok());  // an empty file
+  EXPECT_TRUE(c.OpenFileCopy(layer.files[2]).ok());
+  // The name is the file's place in the data file: file 0 never finds file 1's copy.
+  EXPECT_NE(c.FileCopyPath(layer.files[0]), c.FileCopyPath(layer.files[1]));
+  EXPECT_EQ(c.OpenFileCopy(layer.files[0]).status().code(), absl::StatusCode::kNotFound);
+  // A copy of the wrong size (say, truncated) is not served, and is removed.
+  ASSERT_EQ(::truncate(c.FileCopyPath(layer.files[1]).c_str(), 100), 0);
+  EXPECT_EQ(c.OpenFileCopy(layer.files[1]).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(Exists(c.FileCopyPath(layer.files[1])));
+}
+
+TEST(LayerCacheCopyTest, AFileWhoseChunksDoNotCoverItIsNeverCopied) {
+  cache_testing::TempDir dir;
+  cache_testing::TestLayer layer = cache_testing::MakeTestLayer({10000, 10000}, 4096);
+  auto cache = OpenCopyCache(dir.path(), layer);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  ReadWhole(**cache, layer.files[0]);
+  ReadWhole(**cache, layer.files[1]);
+  Entry bad = layer.files[0];
+  bad.size = 20000;  // would run into file 1's bytes
+  EXPECT_EQ((*cache)->WriteFileCopy(bad).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*cache)->OpenFileCopy(bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(LayerCacheCopyTest, OpenRemovesTheTempFileOfAnInterruptedCopy) {
   cache_testing::TempDir dir;
   cache_testing::TestLayer layer = cache_testing::MakeTestLayer({10000}, 4096);
   ::mkdir((dir.path() + "/files").c_str(), 0700);
-  std::string tmp = dir.path() + "/files/.tmp-0-123";
+  std::string tmp = dir.path() + "/files/.tmp-0-10000-123";
   ::close(::open(tmp.c_str(), O_WRONLY | O_CREAT, 0600));
   auto cache = LayerCache::Open(dir.path(), Sha256::Of("toc"), layer.chunks, nullptr,
                                 std::make_shared<cache_testing::PlainChunkDecoder>());
   ASSERT_TRUE(cache.ok()) << cache.status();
-  struct stat st;
-  EXPECT_NE(::stat(tmp.c_str(), &st), 0);
+  EXPECT_FALSE(Exists(tmp));
+}
+
+TEST(LayerCacheCopyTest, AResetOfTheLayersCacheRemovesItsCopies) {
+  cache_testing::TempDir dir;
+  cache_testing::TestLayer layer = cache_testing::MakeTestLayer({10000, 30000}, 4096);
+  std::string path;
+  {
+    auto cache = OpenCopyCache(dir.path(), layer);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    ReadWhole(**cache, layer.files[1]);
+    ASSERT_TRUE((*cache)->WriteFileCopy(layer.files[1]).ok());
+    path = (*cache)->FileCopyPath(layer.files[1]);
+  }
+  {  // Reopened as it was: the copy stays.
+    auto cache = OpenCopyCache(dir.path(), layer);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    EXPECT_TRUE((*cache)->OpenFileCopy(layer.files[1]).ok());
+  }
+  // Another identity (a renumbered index in the same directory): nothing is trusted.
+  auto cache = OpenCopyCache(dir.path(), layer, {}, "another toc");
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_FALSE((*cache)->reset_reason().ok());
+  EXPECT_FALSE(Exists(path));
+  EXPECT_EQ((*cache)->OpenFileCopy(layer.files[1]).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(LayerCacheCopyTest, NoCopyWithoutRoom) {
+  cache_testing::TempDir dir;
+  cache_testing::TestLayer layer = cache_testing::MakeTestLayer({30000}, 4096);
+  LayerCacheOptions o;
+  o.copy_min_free_bytes = uint64_t{1} << 62;  // more than any disk has free
+  {
+    auto cache = OpenCopyCache(dir.path(), layer, o);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    ReadWhole(**cache, layer.files[0]);
+    EXPECT_EQ((*cache)->WriteFileCopy(layer.files[0]).code(),
+              absl::StatusCode::kResourceExhausted);
+    EXPECT_FALSE(Exists((*cache)->FileCopyPath(layer.files[0])));
+  }
+  o = {};
+  uint64_t asked = 0;
+  o.copy_allowed = [&asked](uint64_t bytes) {
+    asked = bytes;
+    return false;
+  };
+  auto cache = OpenCopyCache(dir.path(), layer, o);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_EQ((*cache)->WriteFileCopy(layer.files[0]).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(asked, 30000u);
+}
+
+TEST(LayerCacheCopyTest, AStoppedCopyEndsBetweenPiecesAndLeavesNothing) {
+  cache_testing::TempDir dir;
+  cache_testing::TestLayer layer = cache_testing::MakeTestLayer({1 << 20}, 65536);
+  LayerCacheOptions o;
+  o.copy_piece_bytes = 4096;  // 256 pieces
+  auto cache = OpenCopyCache(dir.path(), layer, o);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  ReadWhole(**cache, layer.files[0]);
+  std::atomic<bool> stop{true};
+  EXPECT_EQ((*cache)->WriteFileCopy(layer.files[0], &stop).code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(Exists((*cache)->FileCopyPath(layer.files[0])));
+  DIR* d = ::opendir((dir.path() + "/files").c_str());
+  ASSERT_NE(d, nullptr);
+  int entries = 0;
+  while (dirent* e = ::readdir(d)) entries += e->d_name[0] != '.' || e->d_name[1] == 't';
+  ::closedir(d);
+  EXPECT_EQ(entries, 0) << "no temp file left";
+  // Set while the copy runs: it returns within a piece (at most, here, the whole copy).
+  stop = false;
+  std::thread copier([&] {
+    absl::Status s = (*cache)->WriteFileCopy(layer.files[0], &stop);
+    EXPECT_TRUE(s.ok() || absl::IsCancelled(s)) << s;
+  });
+  stop = true;
+  copier.join();
+  stop = false;
+  EXPECT_TRUE((*cache)->WriteFileCopy(layer.files[0], &stop).ok());
 }
 
 }  // namespace

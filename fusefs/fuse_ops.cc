@@ -1,6 +1,7 @@
 #include "fusefs/fuse_ops.h"
 
 #include <fcntl.h>
+#include <sys/vfs.h>
 
 #include <cerrno>
 #include <string>
@@ -50,12 +51,7 @@ struct FuseOps {
       conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always: every listing is a lookup saved
     }
     conn->want &= ~(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_SPLICE_MOVE);
-    if (fs->passthrough_ != nullptr && fs->wire_.offered()) {
-      // Every open must then be answered (an ENOSYS would stop them for the connection).
-      fs->wire_.Accept();
-      fs->passthrough_used_.store(true);
-      fs->passthrough_->Start(fuse_session_fd(fs->session_));
-    }
+    if (fs->passthrough_ != nullptr && fs->wire_.offered()) MaybeAcceptPassthrough(*fs);
     fs->no_open_.store((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0 &&
                        !fs->passthrough_used_.load());
     fs->no_opendir_.store((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0);
@@ -65,6 +61,25 @@ struct FuseOps {
       conn->max_readahead = fs->options_.max_read_bytes;
     }
     conn->time_gran = 1;
+  }
+
+  // Accepts the passthrough the kernel offered, unless the cache is on a stacked filesystem
+  // (every backing open would fail). Accepting makes the mount's stack depth 1.
+  static void MaybeAcceptPassthrough(LayerFs& fs) {
+    struct statfs sfs;
+    const std::string& dir = fs.cache_->dir();
+    if (::statfs(dir.c_str(), &sfs) == 0 && IsStackedFsType(static_cast<int64_t>(sfs.f_type))) {
+      LZ_LOG(kInfo, "fusefs ", fs.mountpoint_, ": FUSE passthrough not used: the cache (", dir,
+             ") is on a stacked filesystem (type 0x", absl::Hex(sfs.f_type), ")");
+      return;
+    }
+    // Every open must then be answered (an ENOSYS would stop them for the connection).
+    fs.wire_.Accept();
+    fs.passthrough_used_.store(true);
+    fs.passthrough_->Start(fuse_session_fd(fs.session_));
+    LZ_LOG(kInfo, "fusefs ", fs.mountpoint_, ": FUSE passthrough negotiated (fully cached files of ",
+           fs.options_.passthrough_min_bytes, "+ bytes; the mount's stack depth is 1: no overlay ",
+           "can nest on an overlay over it; [fuse] passthrough_min_bytes = 0 turns it off)");
   }
 
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -129,7 +144,8 @@ struct FuseOps {
       if (backing_id > 0) fi->keep_cache = 0;  // the kernel refuses it with passthrough
       ScopedOpenBackingId mark(backing_id);  // libfuse 3.14 cannot say it; the wire does
       if (fuse_reply_open(req, fi) != 0) {
-        // The opener is gone (interrupted: ENOENT); no RELEASE will follow.
+        // The reply did not reach the kernel (the connection was aborted: once an OPEN is
+        // read the kernel waits for its reply); no RELEASE will follow.
         fs.passthrough_->Release(ino, backing_id > 0);
       }
       return;

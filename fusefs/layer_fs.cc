@@ -239,6 +239,7 @@ LayerFsStats LayerFs::stats() const {
   if (passthrough_ != nullptr) {
     s.passthrough_opens = passthrough_->opens();
     s.passthrough_copies = passthrough_->copies();
+    s.passthrough_copy_failures = passthrough_->copy_failures();
   }
   return s;
 }

@@ -55,7 +55,9 @@ struct LayerFsOptions {
   // FUSE passthrough (docs/fusefs.md) for regular files of at least this many bytes whose
   // chunks are all cached: their reads bypass the daemon. 0: off (the kernel is then never
   // asked, and opens are skipped where it can). Needs kernel 6.9+ and root; falls back to
-  // ordinary reads, logged, where the kernel or the cache's filesystem refuses it.
+  // ordinary reads, logged, where the kernel or the cache's filesystem refuses it (not accepted
+  // at all while the cache is on overlayfs or FUSE). Accepting it makes the mount's stack depth 1: an
+  // overlay over the mount can have no further overlay on it (docs/fusefs.md).
   uint64_t passthrough_min_bytes = 1ull << 20;
   // Unmount(): how long to wait for users of a detached mount before aborting the connection.
   absl::Duration unmount_grace = absl::Seconds(2);
@@ -69,6 +71,7 @@ struct LayerFsStats {
   uint64_t readdirs = 0, getattrs = 0, xattr_calls = 0;
   uint64_t passthrough_opens = 0;   // opens answered with a backing file (no reads follow)
   uint64_t passthrough_copies = 0;  // per-file copies written for passthrough
+  uint64_t passthrough_copy_failures = 0;  // copies that failed (no room, I/O error)
 };
 
 class LayerFs {

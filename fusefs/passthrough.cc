@@ -1,5 +1,6 @@
 #include "fusefs/passthrough.h"
 
+#include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +20,11 @@ namespace {
 thread_local int32_t open_backing_id = 0;
 
 }  // namespace
+
+bool IsStackedFsType(int64_t f_type) {
+  constexpr int64_t kFuse = 0x65735546;  // FUSE_SUPER_MAGIC (not in linux/magic.h)
+  return f_type == OVERLAYFS_SUPER_MAGIC || f_type == kFuse || f_type == ECRYPTFS_SUPER_MAGIC;
+}
 
 // ---- PassthroughWire ---------------------------------------------------------------------------
 
@@ -97,6 +103,7 @@ void Passthrough::Start(int session_fd) {
 }
 
 void Passthrough::Stop() {
+  stop_copy_.store(true);
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -111,8 +118,8 @@ bool Passthrough::Tracks(const Entry& file) const {
 }
 
 int32_t Passthrough::OpenBacking(Ino ino, Inode& inode) {
-  EntryId id = view_->index().entry(static_cast<EntryId>(ino - 1)).inode;
-  absl::StatusOr<UniqueFd> fd = cache_->OpenFileCopy(view_->DataEntry(ino), id);
+  const Entry& file = view_->DataEntry(ino);
+  absl::StatusOr<UniqueFd> fd = cache_->OpenFileCopy(file);
   if (!fd.ok()) {
     if (inode.copy == CopyState::kReady) inode.copy = CopyState::kNone;
     return 0;
@@ -124,7 +131,7 @@ int32_t Passthrough::OpenBacking(Ino ino, Inode& inode) {
   if (r <= 0) {
     // E.g. ELOOP: the cache is itself on a stacked filesystem (overlayfs, FUSE).
     LZ_LOG(kWarning, "fusefs ", mountpoint_, ": FUSE passthrough unavailable (backing open of ",
-           cache_->FileCopyPath(id), ": ", std::strerror(errno), "); reads go through the daemon");
+           cache_->FileCopyPath(file), ": ", std::strerror(errno), "); reads go through the daemon");
     active_.store(false);
     return 0;
   }
@@ -133,6 +140,7 @@ int32_t Passthrough::OpenBacking(Ino ino, Inode& inode) {
 
 void Passthrough::Queue(Ino ino, Inode& inode) {
   if (stopping_ || inode.copy == CopyState::kQueued || inode.copy == CopyState::kReady) return;
+  if (inode.copy == CopyState::kFailed && absl::Now() < inode.retry_after) return;
   inode.copy = CopyState::kQueued;
   queue_.push_back(ino);
   queued_.Signal();
@@ -188,20 +196,31 @@ void Passthrough::CopyLoop() {
       if (stopping_) return;
       ino = queue_.front();
       queue_.pop_front();
-      inodes_[ino].copy = CopyState::kNone;  // a trigger from now on queues it again
+      Inode& n = inodes_[ino];
+      if (n.copy != CopyState::kQueued) continue;  // settled since it was queued
+      n.copy = CopyState::kNone;  // a trigger from now on queues it again
     }
     const Entry& file = view_->DataEntry(ino);
-    EntryId id = view_->index().entry(static_cast<EntryId>(ino - 1)).inode;
-    absl::Status s = cache_->OpenFileCopy(file, id).status();  // left by an earlier mount?
+    absl::Status s = cache_->OpenFileCopy(file).status();  // left by an earlier mount?
     if (!s.ok()) {
-      s = cache_->WriteFileCopy(file, id);
+      s = cache_->WriteFileCopy(file, &stop_copy_);
       if (s.ok()) copies_.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!s.ok() && !absl::IsFailedPrecondition(s)) {
-      LZ_LOG(kWarning, "fusefs ", mountpoint_, ": copy for passthrough: ", s.ToString());
+    // Not fully cached yet (the usual case) or stopped: no failure.
+    bool failed = !s.ok() && !absl::IsFailedPrecondition(s) && !absl::IsCancelled(s);
+    if (failed) {
+      copy_failures_.fetch_add(1, std::memory_order_relaxed);
+      LZ_LOG(kWarning, "fusefs ", mountpoint_, ": copy for passthrough: ", s.ToString(),
+             " (not tried again for this file for ", absl::FormatDuration(kCopyRetryDelay), ")");
     }
     absl::MutexLock lock(&mu_);
-    if (s.ok()) inodes_[ino].copy = CopyState::kReady;
+    Inode& n = inodes_[ino];
+    if (s.ok()) {
+      n.copy = CopyState::kReady;
+    } else if (failed) {
+      n.copy = CopyState::kFailed;
+      n.retry_after = absl::Now() + kCopyRetryDelay;
+    }
   }
 }
 

@@ -7,6 +7,10 @@
 // request (did the kernel offer passthrough?), and patches two kinds of replies on their way
 // out: INIT (accept passthrough, max_stack_depth 1) and the OPEN replies an Open handler marks
 // with ScopedOpenBackingId (FOPEN_PASSTHROUGH + the backing id). Internal to fusefs/.
+//
+// The cost: a mount that accepts passthrough has stack depth 1, so the container's overlay
+// over it is at the kernel's limit (2) and an overlay nested on that one (buildkit, podman,
+// docker inside the container) fails with EINVAL. passthrough_min_bytes = 0 avoids it.
 #ifndef LAZYSNAP_FUSEFS_PASSTHROUGH_H_
 #define LAZYSNAP_FUSEFS_PASSTHROUGH_H_
 
@@ -21,10 +25,16 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "cache/layer_cache.h"
 #include "fusefs/layer_view.h"
 
 namespace lazysnap {
+
+// Whether a filesystem of statfs(2) type `f_type` is itself stacked (overlayfs, FUSE,
+// ecryptfs): the kernel refuses backing files on it (ELOOP) once the mount's stack depth is 1,
+// so a cache there must not accept passthrough at all.
+bool IsStackedFsType(int64_t f_type);
 
 // The message hooks of one session. Thread-safe; lives as long as the session.
 class PassthroughWire {
@@ -64,16 +74,18 @@ class ScopedOpenBackingId {
 };
 
 // Which opens of a mount use passthrough, and their backing files. The kernel puts an inode
-// in cached mode while any open of it is not passthrough, and refuses (ETXTBSY/EBUSY to the
-// opener) a passthrough open then, or a normal open while passthrough ones are open, or two
-// different backing files: so this tracks every open handle of the large files under one
-// lock, and keeps each inode's backing id until unmount. Thread-safe.
+// in cached mode while any open of it is not passthrough, and fails (EIO to the opener,
+// fuse_file_io_open) a passthrough open then, or a normal open while passthrough ones are
+// open, or two different backing files: so this tracks every open handle of the large files
+// under one lock, and keeps each inode's backing id until unmount. A copy that fails for
+// want of room or an I/O error is not tried again for that inode for kCopyRetryDelay.
+// Thread-safe.
 class Passthrough {
  public:
   // `cache` and `view` must outlive it. Files smaller than `min_bytes` (> 0) are left alone.
   Passthrough(LayerCache* cache, const LayerView* view, uint64_t min_bytes,
               std::string mountpoint);
-  // Stops the copier (waits for a copy in progress).
+  // Stops the copier (a copy in progress stops within one copy piece; its temp file goes).
   ~Passthrough();
   Passthrough(const Passthrough&) = delete;
   Passthrough& operator=(const Passthrough&) = delete;
@@ -93,18 +105,22 @@ class Passthrough {
   void Release(Ino ino, bool passthrough);
   // A read of `ino` reached its end: queue its copy if all its chunks may be present.
   void NoteReadToEnd(Ino ino);
-  // Stops the copier; later opens are normal. Idempotent.
+  // Stops the copier, interrupting a copy in progress; later opens are normal. Idempotent.
   void Stop();
 
   uint64_t opens() const { return opens_.load(std::memory_order_relaxed); }
   uint64_t copies() const { return copies_.load(std::memory_order_relaxed); }
+  // Copies that failed (no room, I/O error), each holding its inode back for kCopyRetryDelay.
+  uint64_t copy_failures() const { return copy_failures_.load(std::memory_order_relaxed); }
+  static constexpr absl::Duration kCopyRetryDelay = absl::Seconds(60);
 
  private:
-  enum class CopyState : uint8_t { kUnknown, kQueued, kReady, kNone };
+  enum class CopyState : uint8_t { kUnknown, kQueued, kReady, kNone, kFailed };
   struct Inode {
     uint32_t normal_opens = 0, passthrough_opens = 0;
     int32_t backing_id = 0;  // registered with the kernel; kept until unmount
     CopyState copy = CopyState::kUnknown;
+    absl::Time retry_after;  // kFailed: no copy is queued before then
   };
   // Registers the copy of `ino` as its backing file; 0 if there is none or it fails.
   int32_t OpenBacking(Ino ino, Inode& inode) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -115,11 +131,12 @@ class Passthrough {
   const LayerView* const view_;
   const uint64_t min_bytes_;
   const std::string mountpoint_;
-  int session_fd_ = -1;  // set by Start, before active_
   std::atomic<bool> active_{false};
-  std::atomic<uint64_t> opens_{0}, copies_{0};
+  std::atomic<bool> stop_copy_{false};  // set by Stop: the copy in progress gives up
+  std::atomic<uint64_t> opens_{0}, copies_{0}, copy_failures_{0};
 
   absl::Mutex mu_;
+  int session_fd_ ABSL_GUARDED_BY(mu_) = -1;  // set by Start
   absl::CondVar queued_;
   std::unordered_map<Ino, Inode> inodes_ ABSL_GUARDED_BY(mu_);
   std::deque<Ino> queue_ ABSL_GUARDED_BY(mu_);

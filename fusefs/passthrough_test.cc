@@ -4,6 +4,7 @@
 // ready, passthrough off by config changes nothing, and a refused backing file falls back.
 #include "fusefs/passthrough.h"
 
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 
@@ -11,6 +12,8 @@
 
 #include <cstring>
 #include <thread>
+
+#include "absl/synchronization/notification.h"
 
 #include "base/digest.h"
 #include "cache/testing.h"
@@ -50,6 +53,15 @@ bool Patch(PassthroughWire& w, uint64_t unique, Out* out, int32_t backing_id, in
   h.len = sizeof(h) + sizeof(Out);
   iovec iov[2] = {{&h, sizeof(h)}, {out, sizeof(Out)}};
   return w.PatchReply(iov, 2, backing_id);
+}
+
+TEST(PassthroughTest, StackedFilesystemsAreRecognisedByType) {
+  EXPECT_TRUE(IsStackedFsType(0x794c7630));   // overlayfs
+  EXPECT_TRUE(IsStackedFsType(0x65735546));   // FUSE
+  EXPECT_TRUE(IsStackedFsType(0xf15f));       // ecryptfs
+  EXPECT_FALSE(IsStackedFsType(0xEF53));      // ext4
+  EXPECT_FALSE(IsStackedFsType(0x58465342));  // xfs
+  EXPECT_FALSE(IsStackedFsType(0x01021994));  // tmpfs
 }
 
 TEST(PassthroughWireTest, AcceptsPassthroughInTheInitReplyOnlyWhenOfferedAndAccepted) {
@@ -133,11 +145,14 @@ std::string MmapAll(const std::string& path) {
   return out;
 }
 
-void DropCaches() {
-  ::sync();
-  int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY);
-  if (fd >= 0) {
-    (void)!::write(fd, "3", 1);
+// Drops the page cache of `paths` only (posix_fadvise): the FUSE file (or an overlay over
+// it) and the per-file copy, so the next read must come from the backing file or the daemon.
+void DropCaches(std::initializer_list<std::string> paths) {
+  for (const std::string& p : paths) {
+    int fd = ::open(p.c_str(), O_RDONLY);
+    if (fd < 0) continue;  // e.g. no copy (yet)
+    ::fdatasync(fd);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     ::close(fd);
   }
 }
@@ -158,7 +173,8 @@ class PassthroughMountTest : public ::testing::Test {
     if (std::string why = CannotMount(); !why.empty()) GTEST_SKIP() << why;
     big_ = PseudoRandom(kBig, 42);
     small_ = PseudoRandom(5000, 43);
-    auto blob = BuildLayer({Dir("d"), File("d/big", big_), File("d/small", small_)},
+    auto blob = BuildLayer({Dir("d"), File("d/big", big_), File("d/small", small_),
+                            Link("d/link", "d/big", '1')},
                            LayerFormat::kEstargz);
     ASSERT_TRUE(blob.ok()) << blob.status();
     blob_ = std::move(*blob);
@@ -166,10 +182,11 @@ class PassthroughMountTest : public ::testing::Test {
   void TearDown() override {
     for (auto it = mounts_.rbegin(); it != mounts_.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
   }
-  std::unique_ptr<MountedLayer> Mount(const std::string& dir, uint64_t min_bytes = 1 << 20) {
+  std::unique_ptr<MountedLayer> Mount(const std::string& dir, uint64_t min_bytes = 1 << 20,
+                                      const LayerCacheOptions& cache_options = {}) {
     LayerFsOptions o;
     o.passthrough_min_bytes = min_bytes;
-    auto m = MountedLayer::Mount(std::make_shared<MemoryBlobSource>(blob_), dir, {}, o);
+    auto m = MountedLayer::Mount(std::make_shared<MemoryBlobSource>(blob_), dir, cache_options, o);
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? std::move(*m) : nullptr;
   }
@@ -189,6 +206,13 @@ class PassthroughMountTest : public ::testing::Test {
     }));
   }
 
+  // The per-file copy of d/big.
+  std::string CopyOfBig(MountedLayer& m) {
+    auto ino = m.fs->view().Lookup(1, "d");
+    auto big = m.fs->view().Lookup(**ino, "big");
+    return m.cache->FileCopyPath(m.fs->view().DataEntry(**big));
+  }
+
   std::string big_, small_, blob_;
   std::vector<std::string> mounts_;
 };
@@ -199,7 +223,7 @@ TEST_F(PassthroughMountTest, LargeCachedFileIsReadThroughItsBackingFile) {
   ASSERT_NE(m, nullptr);
   ASSERT_NO_FATAL_FAILURE(CacheBig(*m));
   ReadBigUntilPassthrough(*m, m->mnt + "/d/big");
-  DropCaches();
+  DropCaches({m->mnt + "/d/big", CopyOfBig(*m)});
   uint64_t reads = m->fs->stats().reads, opens = m->fs->stats().passthrough_opens;
   EXPECT_EQ(Sha256::Of(ReadAll(m->mnt + "/d/big").value_or("")), Sha256::Of(big_));
   EXPECT_EQ(Sha256::Of(MmapAll(m->mnt + "/d/big")), Sha256::Of(big_));
@@ -216,7 +240,7 @@ TEST_F(PassthroughMountTest, LargeCachedFileIsReadThroughItsBackingFile) {
   std::string opts = StrCat("lowerdir=", m->mnt, ",upperdir=", up, ",workdir=", work);
   ASSERT_EQ(::mount("overlay", ovl.c_str(), "overlay", 0, opts.c_str()), 0) << strerror(errno);
   mounts_.push_back(ovl);
-  DropCaches();
+  DropCaches({ovl + "/d/big", CopyOfBig(*m)});
   EXPECT_EQ(Sha256::Of(ReadAll(ovl + "/d/big").value_or("")), Sha256::Of(big_));
   EXPECT_EQ(Sha256::Of(MmapAll(ovl + "/d/big")), Sha256::Of(big_));
   EXPECT_GE(m->fs->stats().passthrough_opens, opens + 4);
@@ -268,7 +292,7 @@ TEST_F(PassthroughMountTest, WhileAnAccessTraceIsRecordedOpensAreNormalAndReadsS
   auto log = std::make_shared<AccessLog>(chunks, chunks, absl::InfiniteDuration());
   m->cache->SetAccessLog(log);
   for (int i = 0; i < 3; i++) {
-    DropCaches();
+    DropCaches({m->mnt + "/d/big"});
     EXPECT_EQ(ReadAll(m->mnt + "/d/big").value_or(""), big_);
   }
   EXPECT_EQ(m->fs->stats().passthrough_opens, 0u);
@@ -289,10 +313,10 @@ TEST_F(PassthroughMountTest, OffByConfigNothingChanges) {
   EXPECT_NE(::stat((m->cache->dir() + "/files").c_str(), &st), 0) << "no copy made";
 }
 
-TEST_F(PassthroughMountTest, ABackingFileTheKernelRefusesFallsBackToNormalReads) {
+TEST_F(PassthroughMountTest, ACacheOnAStackedFilesystemDoesNotTakePassthrough) {
   TempDir tmp;
-  // The cache on overlayfs: a backing file on a stacked filesystem is refused (ELOOP) with
-  // the mount's max_stack_depth of 1.
+  // The cache on overlayfs: every backing file would be refused (ELOOP), so passthrough is
+  // not accepted at INIT and the mount keeps its full stacking depth.
   std::string lower = tmp.path() + "/lower", up = tmp.path() + "/up",
               work = tmp.path() + "/work", ovl = tmp.path() + "/ovl";
   for (const std::string& d : {lower, up, work, ovl}) ::mkdir(d.c_str(), 0755);
@@ -302,16 +326,145 @@ TEST_F(PassthroughMountTest, ABackingFileTheKernelRefusesFallsBackToNormalReads)
   {
     auto m = Mount(ovl);
     ASSERT_NE(m, nullptr);
-    ASSERT_NO_FATAL_FAILURE(CacheBig(*m));
     for (int i = 0; i < 3; i++) {
-      DropCaches();
+      DropCaches({m->mnt + "/d/big"});
       EXPECT_EQ(ReadAll(m->mnt + "/d/big").value_or(""), big_);
       EXPECT_EQ(MmapAll(m->mnt + "/d/big"), big_);
     }
+    EXPECT_FALSE(m->fs->passthrough_active());
     EXPECT_EQ(m->fs->stats().passthrough_opens, 0u);
-    EXPECT_FALSE(m->fs->passthrough_active()) << "given up after the refusal";
+    EXPECT_EQ(m->fs->stats().passthrough_copies, 0u);
     EXPECT_EQ(m->fs->stats().read_errors, 0u);
   }
+}
+
+// The trade-off of docs/fusefs.md: with passthrough the mount is one level deep, so the
+// container's overlay over it is at the kernel's limit; with passthrough off an overlay nests
+// on that overlay (docker/podman/buildkit inside a container).
+TEST_F(PassthroughMountTest, WithPassthroughOffAnOverlayNestsOnTheContainersOverlay) {
+  for (uint64_t min_bytes : {uint64_t{0}, uint64_t{1} << 20}) {
+    TempDir tmp;
+    auto m = Mount(tmp.path(), min_bytes);
+    ASSERT_NE(m, nullptr);
+    ASSERT_EQ(ReadAll(m->mnt + "/d/big").value_or(""), big_);
+    std::string lower = m->mnt;
+    std::string top;
+    int failed = 0;
+    for (int level = 1; level <= 2; level++) {
+      std::string base = StrCat(tmp.path(), "/", level);
+      std::string up = base + "up", work = base + "work", ovl = base + "ovl";
+      for (const std::string& d : {up, work, ovl}) ::mkdir(d.c_str(), 0755);
+      std::string opts = StrCat("lowerdir=", lower, ",upperdir=", up, ",workdir=", work);
+      if (::mount("overlay", ovl.c_str(), "overlay", 0, opts.c_str()) != 0) {
+        EXPECT_EQ(errno, EINVAL) << "level " << level;
+        failed = level;
+        break;
+      }
+      mounts_.push_back(ovl);
+      lower = top = ovl;
+    }
+    if (min_bytes == 0) {
+      EXPECT_EQ(failed, 0) << "an overlay on an overlay on the mount";
+      EXPECT_EQ(ReadAll(top + "/d/big").value_or(""), big_);
+    } else if (m->fs->passthrough_active()) {
+      EXPECT_EQ(failed, 2) << "the documented cost of passthrough";
+    }
+    for (auto it = mounts_.rbegin(); it != mounts_.rend(); ++it) {
+      ::umount2(it->c_str(), MNT_DETACH);
+    }
+    mounts_.clear();
+  }
+}
+
+// Hard links are two FUSE inodes over one data entry: one copy, each inode its own backing
+// id, both read right through passthrough.
+TEST_F(PassthroughMountTest, HardLinksShareOneCopyAndBothReadThroughIt) {
+  TempDir tmp;
+  auto m = Mount(tmp.path());
+  ASSERT_NE(m, nullptr);
+  ASSERT_NO_FATAL_FAILURE(CacheBig(*m));
+  ReadBigUntilPassthrough(*m, m->mnt + "/d/big");
+  ReadBigUntilPassthrough(*m, m->mnt + "/d/link");
+  DropCaches({m->mnt + "/d/big", m->mnt + "/d/link", CopyOfBig(*m)});
+  uint64_t reads = m->fs->stats().reads;
+  EXPECT_EQ(Sha256::Of(ReadAll(m->mnt + "/d/link").value_or("")), Sha256::Of(big_));
+  EXPECT_EQ(Sha256::Of(MmapAll(m->mnt + "/d/big")), Sha256::Of(big_));
+  EXPECT_EQ(m->fs->stats().reads, reads) << "no read reached the daemon";
+  EXPECT_EQ(m->fs->stats().passthrough_copies, 1u);
+  struct stat a, b;
+  ASSERT_EQ(::stat((m->mnt + "/d/big").c_str(), &a), 0);
+  ASSERT_EQ(::stat((m->mnt + "/d/link").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+}
+
+TEST_F(PassthroughMountTest, ACopyLeftByAnEarlierMountIsUsedAtOnce) {
+  TempDir tmp;
+  {
+    auto m = Mount(tmp.path());
+    ASSERT_NE(m, nullptr);
+    ASSERT_NO_FATAL_FAILURE(CacheBig(*m));
+  }
+  auto m = Mount(tmp.path());
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(ReadAll(m->mnt + "/d/big").value_or(""), big_);
+  EXPECT_EQ(m->fs->stats().passthrough_opens, 1u) << "the first open";
+  EXPECT_EQ(m->fs->stats().reads, 0u);
+  EXPECT_EQ(m->fs->stats().passthrough_copies, 0u) << "no second copy";
+}
+
+TEST_F(PassthroughMountTest, AFailedCopyIsNotRetriedAtEveryOpen) {
+  TempDir tmp;
+  std::atomic<int> asked{0};
+  LayerCacheOptions o;
+  o.copy_allowed = [&asked](uint64_t) {  // the cache is at its size limit
+    asked++;
+    return false;
+  };
+  auto m = Mount(tmp.path(), 1 << 20, o);
+  ASSERT_NE(m, nullptr);
+  ASSERT_EQ(ReadAll(m->mnt + "/d/big").value_or(""), big_);
+  if (!m->fs->passthrough_active()) GTEST_SKIP() << "the kernel has no FUSE passthrough";
+  ASSERT_TRUE(WaitFor([&] { return m->fs->stats().passthrough_copy_failures == 1; }));
+  for (int i = 0; i < 5; i++) EXPECT_EQ(ReadAll(m->mnt + "/d/big").value_or(""), big_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(asked.load(), 1);
+  EXPECT_EQ(m->fs->stats().passthrough_copy_failures, 1u);
+  EXPECT_EQ(m->fs->stats().passthrough_opens, 0u);
+}
+
+TEST_F(PassthroughMountTest, UnmountStopsACopyInProgressAndLeavesNoFile) {
+  TempDir tmp;
+  absl::Notification started, release;
+  LayerCacheOptions o;
+  o.copy_piece_bytes = 64 << 10;
+  o.copy_allowed = [&](uint64_t) {  // holds the copy at its start until the unmount began
+    started.Notify();
+    release.WaitForNotification();
+    return true;
+  };
+  auto m = Mount(tmp.path(), 1 << 20, o);
+  ASSERT_NE(m, nullptr);
+  ASSERT_EQ(ReadAll(m->mnt + "/d/big").value_or(""), big_);
+  if (!m->fs->passthrough_active()) {
+    release.Notify();
+    GTEST_SKIP() << "the kernel has no FUSE passthrough";
+  }
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  std::string copy = CopyOfBig(*m);
+  std::thread unmount([&] { EXPECT_TRUE(m->fs->Unmount().ok()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // Stop has set the flag
+  release.Notify();
+  unmount.join();
+  EXPECT_EQ(m->fs->stats().passthrough_copies, 0u);
+  EXPECT_EQ(m->fs->stats().passthrough_copy_failures, 0u) << "a stop is no failure";
+  struct stat st;
+  EXPECT_NE(::stat(copy.c_str(), &st), 0);
+  int entries = 0;
+  DIR* d = ::opendir((m->cache->dir() + "/files").c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = ::readdir(d)) entries += std::string_view(e->d_name).size() > 2;
+  ::closedir(d);
+  EXPECT_EQ(entries, 0) << "no temp file left";
 }
 
 }  // namespace
