@@ -771,7 +771,12 @@ TEST(LayerCacheCopyTest, AStoppedCopyEndsBetweenPiecesAndLeavesNothing) {
   stop = true;
   copier.join();
   stop = false;
-  EXPECT_TRUE((*cache)->WriteFileCopy(layer.files[0], &stop).ok());
+  ASSERT_TRUE((*cache)->WriteFileCopy(layer.files[0], &stop).ok());
+  auto fd = (*cache)->OpenFileCopy(layer.files[0]);  // 256 pieces make exactly the file
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  std::string got(1 << 20, '\0');
+  EXPECT_EQ(::pread(fd->get(), got.data(), got.size(), 0), 1 << 20);
+  EXPECT_TRUE(got == layer.contents[0]);
 }
 
 }  // namespace
