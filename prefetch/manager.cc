@@ -111,6 +111,7 @@ void PrefetchManager::LayerMounted(const MountedLayerInfo& info) {
   const absl::Span<const Chunk> chunks = info.layer->index.chunks();
   std::vector<uint32_t> order;
   bool planned = false;
+  Mount mount;
   if (info.image && (config_.replay || config_.record)) {
     std::shared_ptr<Image> image = ImageFor(*info.image);
     absl::MutexLock lock(&image->mu);
@@ -144,6 +145,9 @@ void PrefetchManager::LayerMounted(const MountedLayerInfo& info) {
       info.cache->SetAccessLog(log);
       image->layers.push_back({info.digest, info.layer->toc_digest, log});
       image->caches.push_back(info.cache);
+      mount.recording = image;
+      mount.log = log;
+      mount.cache = info.cache;
     }
   }
   if (!planned && config_.landmark) {
@@ -159,7 +163,13 @@ void PrefetchManager::LayerMounted(const MountedLayerInfo& info) {
              info.digest.ToString());
     }
   }
-  if (!planned && !config_.background_fetch) return;
+  if (!planned && !config_.background_fetch) {
+    if (mount.recording != nullptr) {
+      absl::MutexLock lock(&mu_);
+      mounts_[info.id] = std::move(mount);
+    }
+    return;
+  }
   PrefetchJob job;
   job.name = info.digest.ToString();
   job.cache = info.cache;
@@ -167,21 +177,44 @@ void PrefetchManager::LayerMounted(const MountedLayerInfo& info) {
   job.keep_alive = info.layer;
   job.order = std::move(order);
   job.background = config_.background_fetch;
-  uint64_t id = scheduler_.Submit(std::move(job));
+  mount.job = scheduler_.Submit(std::move(job));
   absl::MutexLock lock(&mu_);
-  mounts_[info.id].job = id;
+  mounts_[info.id] = std::move(mount);
 }
 
-void PrefetchManager::LayerUnmounted(const std::string& id) {
-  uint64_t job = 0;
+PrefetchManager::Mount PrefetchManager::Forget(const std::string& id) {
+  Mount mount;
   {
     absl::MutexLock lock(&mu_);
     auto it = mounts_.find(id);
-    if (it == mounts_.end()) return;
-    job = it->second.job;
+    if (it == mounts_.end()) return mount;
+    mount = std::move(it->second);
     mounts_.erase(it);
   }
-  if (job != 0) scheduler_.Cancel(job);
+  if (mount.job != 0) scheduler_.Cancel(mount.job);
+  return mount;
+}
+
+void PrefetchManager::LayerUnmounted(const std::string& id) { Forget(id); }
+
+void PrefetchManager::LayerMountFailed(const std::string& id) {
+  Mount mount = Forget(id);
+  if (mount.recording == nullptr) return;
+  mount.log->Stop();
+  std::shared_ptr<LayerCache> cache = mount.cache.lock();
+  if (cache != nullptr && cache->access_log() == mount.log) cache->SetAccessLog(nullptr);
+  Image& image = *mount.recording;
+  absl::MutexLock lock(&image.mu);
+  auto& layers = image.layers;
+  layers.erase(std::remove_if(layers.begin(), layers.end(),
+                              [&mount](const RecordedLayer& l) { return l.log == mount.log; }),
+               layers.end());
+  // One entry of the cache (another mount of the same layer may have added its own).
+  auto& caches = image.caches;
+  auto same = std::find_if(caches.begin(), caches.end(), [&mount](const std::weak_ptr<LayerCache>& c) {
+    return !c.owner_before(mount.cache) && !mount.cache.owner_before(c);
+  });
+  if (same != caches.end()) caches.erase(same);
 }
 
 void PrefetchManager::FinishRecordings(bool all) {

@@ -84,6 +84,11 @@ class PrefetchManager {
   // Stops work for the layer (waits for its running prefetch requests). Its reads recorded so
   // far stay in the image's recording.
   void LayerUnmounted(const std::string& id);
+  // LayerMounted was called for `id` but its mount then failed (the FUSE mount, after the
+  // replay was started): stops its work as LayerUnmounted does and also takes the layer out of
+  // the image's recording (its log off the cache), so that containerd's retry of the mount
+  // records the layer afresh instead of beside a dead entry of the same digest.
+  void LayerMountFailed(const std::string& id);
   // Ends the recordings that are due (or all, with `all`), storing their traces. The manager's
   // own thread calls it periodically; tests call it directly.
   void FinishRecordings(bool all = false);
@@ -97,7 +102,13 @@ class PrefetchManager {
   struct Image;
   struct Mount {
     uint64_t job = 0;  // 0: none
+    // Set when the layer joined its image's recording: what LayerMountFailed takes back.
+    std::shared_ptr<Image> recording;
+    std::shared_ptr<AccessLog> log;
+    std::weak_ptr<LayerCache> cache;
   };
+  // Erases `id` from mounts_ and cancels its job; returns what it held (job 0 if none).
+  Mount Forget(const std::string& id);
   std::shared_ptr<Image> ImageFor(const Sha256& manifest);
   // The image's trace, loading it on first use (store, then source). Null when none.
   std::shared_ptr<const Trace> TraceOf(Image& image, const MountedLayerInfo& info);

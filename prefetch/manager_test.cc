@@ -130,6 +130,36 @@ TEST_F(ManagerTest, FirstRunRecordsATraceSecondColdStartReplaysIt) {
   m.LayerUnmounted("/mnt/1");
 }
 
+TEST_F(ManagerTest, AFailedMountLeavesNoRecordingEntryBehind) {
+  // The replay (and the recording) start before the FUSE mount; when that mount fails,
+  // containerd retries it. The retry's reads must make the trace, once: the failed attempt's
+  // empty log used to stay first in the recording (and MergeAccessLogs keeps the first log of
+  // a digest), so the stored trace listed the layer with no chunks.
+  Build(/*landmark=*/false);
+  {
+    PrefetchManager m(Config(), root_.path());
+    auto failed = ColdCache();
+    m.LayerMounted(Info(failed));
+    ASSERT_NE(failed->access_log(), nullptr);
+    m.LayerMountFailed("/mnt/1");
+    EXPECT_EQ(failed->access_log(), nullptr) << "the failed mount's log is still set";
+    auto cache = ColdCache();
+    m.LayerMounted(Info(cache));
+    ASSERT_NE(cache->access_log(), nullptr);
+    ReadAll(*cache, "lib/f3");
+    m.FinishRecordings(/*all=*/true);
+    m.LayerUnmounted("/mnt/1");
+  }
+  TraceStore store(root_.path());
+  auto trace = store.Get(manifest_);
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  ASSERT_EQ(trace->layers.size(), 1u);
+  std::vector<uint32_t> got;
+  for (const TraceAccess& a : trace->layers[0].chunks) got.push_back(a.chunk);
+  auto cache = ColdCache();
+  EXPECT_EQ(got, ChunksOf(*cache, "lib/f3"));
+}
+
 TEST_F(ManagerTest, ALayerWhoseTocDiffersIsNotReplayed) {
   Build(/*landmark=*/false);
   Trace t;

@@ -362,7 +362,7 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   fs_options.fsname = StrCat("lazysnap:", spec.digest.Hex().substr(0, 12));
   absl::StatusOr<std::unique_ptr<LayerFs>> fs = LayerFs::Mount(layer, cache, dir, fs_options);
   if (!fs.ok()) {
-    if (prefetch_) prefetch_->LayerUnmounted(dir);
+    if (prefetch_) prefetch_->LayerMountFailed(dir);  // containerd retries: no recording left
     return fs.status();
   }
   m->fs = *std::move(fs);

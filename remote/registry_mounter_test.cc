@@ -250,6 +250,27 @@ TEST_F(RegistryMounterTest, ConnectionsForTheReplayAreOpenedWhileTheTocIsRead) {
   mounter_.reset();  // before the proxy
 }
 
+TEST_F(RegistryMounterTest, AFuseMountThatFailsAfterThePrefetchStartLeavesNoRecordingBehind) {
+  // The replay and the recording start before the FUSE mount. Here that mount fails (its
+  // directory does not exist) and is retried, as containerd does: the trace stored holds the
+  // retry's reads, under one entry for the layer.
+  NewMounter(/*prefetch=*/true);
+  Labels labels = LabelsFor(digest_);
+  const Sha256 manifest = Sha256::Of("manifest");
+  labels[kCriManifestDigestLabel] = manifest.ToString();
+  EXPECT_FALSE(mounter_->Mount(digest_, labels, mnt_ + "/missing").ok());
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_.reset();  // ends the recording: the trace is stored
+  TraceStore store(StrCat(tmp_.path(), "/root"));
+  auto trace = store.Get(manifest);
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  ASSERT_EQ(trace->layers.size(), 1u);
+  EXPECT_EQ(trace->layers[0].digest.ToString(), digest_);
+  EXPECT_FALSE(trace->layers[0].chunks.empty()) << "the failed mount's empty log was kept";
+}
+
 TEST_F(RegistryMounterTest, TheTocTailSizeLabelReadsFooterAndTocInOneRequest) {
   // `lazysnap image convert`'s toc-tail-size annotation, passed on by containerd as a label:
   // the first read is sized from it, so footer and TOC come in one round trip where the
