@@ -190,6 +190,15 @@ void RegistryLayerMounter::WarmConnections(const RemoteLayerSpec& spec) {
   }
 }
 
+void RegistryLayerMounter::WaitForWarmUp() {
+  std::vector<std::future<void>> warmers;
+  {
+    absl::MutexLock l(&keys_mu_);
+    warmers.swap(warmers_);
+  }
+  warmers.clear();  // a std::async future's destructor waits for its task
+}
+
 std::shared_ptr<RegistryLayerMounter::Slot> RegistryLayerMounter::SlotFor(const Sha256& digest) {
   absl::MutexLock l(&mu_);
   auto& slot = slots_[digest.Hex()];

@@ -108,6 +108,9 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   PrefetchManager* prefetch() { return prefetch_.get(); }
   // The client Mount reads footers and TOCs with (mount deadline), e.g. for a TraceSource.
   registry::RegistryClient& registry_client() { return *mount_client_; }
+  // Blocks until the connection warm-up requests (WarmConnections) started so far, retries
+  // included, have ended. For tests that count the registry's requests. Thread-safe.
+  void WaitForWarmUp();
 
  private:
   struct Mounted;

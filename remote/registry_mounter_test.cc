@@ -79,6 +79,7 @@ class RegistryMounterTest : public ::testing::Test {
     NewMounter();
   }
   absl::Duration image_key_wait_ = absl::Seconds(1);
+  absl::Duration mount_deadline_ = absl::Seconds(2);
   uint64_t tail_bytes_ = RegistryMounterOptions{}.tail_bytes;
   std::string cache_name_ = "cache";  // a new one: no TOC stored yet
   void NewMounter(bool prefetch = false) {
@@ -90,7 +91,7 @@ class RegistryMounterTest : public ::testing::Test {
     }
     options.cache_root = StrCat(tmp_.path(), "/", cache_name_);
     options.tail_bytes = tail_bytes_;
-    options.mount_deadline = absl::Seconds(2);
+    options.mount_deadline = mount_deadline_;
     options.read_deadline = absl::Seconds(2);
     options.image_key_wait = image_key_wait_;
     auto m = RegistryLayerMounter::Create(options);
@@ -222,30 +223,36 @@ TEST_F(RegistryMounterTest, AnUnresolvableTagHoldsUpNoMountForLong) {
 TEST_F(RegistryMounterTest, ConnectionsForTheReplayAreOpenedWhileTheTocIsRead) {
   // With prefetching on (4 workers), a layer whose TOC must be read also sends 3 HEADs of the
   // blob at once, so that the replay's first requests find connections open (a new one costs
-  // a round trip more). The registry stalls the first 4 blob requests (then drops them: they
-  // are retried): all 4 arrive during the stall, before any answer.
+  // a round trip more). The registry stalls the first 4 blob requests for 4 s (then drops
+  // them: they are retried): all 4 arrive during the stall, before any answer. Deadlines, not
+  // fixed sleeps: a loaded 2-core machine may take long to send them, never 3.5 s.
   auto proxy = registry::testing::FaultProxy::Start(registry_->port());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
-  (*proxy)->set_stall(absl::Milliseconds(600));
+  (*proxy)->set_stall(absl::Seconds(4));
   using registry::testing::Fault;
   (*proxy)->Inject({Fault::kStall, Fault::kStall, Fault::kStall, Fault::kStall}, "/blobs/");
   ref_ = StrCat((*proxy)->host(), "/test/layer:x");
+  mount_deadline_ = absl::Seconds(20);  // the TOC read outlives the stall
   NewMounter(/*prefetch=*/true);
   Labels labels = LabelsFor(digest_);
   labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();  // no tag resolution
   absl::Status mounted;
+  const absl::Time start = absl::Now();
   std::thread mount([&] { mounted = mounter_->Mount(digest_, labels, mnt_); });
-  absl::SleepFor(absl::Milliseconds(400));  // within the first stall
+  // No request is answered before start + 4 s: until then, every one seen is a first one.
+  const absl::Time deadline = start + absl::Milliseconds(3500);
+  while ((*proxy)->requests() < 4 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
   EXPECT_EQ((*proxy)->requests(), 4) << "the TOC read alone, or the HEADs after it";
   mount.join();
   ASSERT_TRUE(mounted.ok()) << mounted;
   EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
   ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
-  absl::SleepFor(absl::Milliseconds(500));  // the HEADs' retries are done
+  mounter_->WaitForWarmUp();  // the HEADs' retries are done
   // Mounted again with the TOC stored: nothing to warm for.
   const int before = (*proxy)->requests();
   ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
   ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_->WaitForWarmUp();
   EXPECT_EQ((*proxy)->requests(), before);
   mounter_.reset();  // before the proxy
 }
