@@ -278,6 +278,31 @@ TEST_F(RegistryMounterTest, AFuseMountThatFailsAfterThePrefetchStartLeavesNoReco
   EXPECT_FALSE(trace->layers[0].chunks.empty()) << "the failed mount's empty log was kept";
 }
 
+TEST_F(RegistryMounterTest, ATocTailSizeHintOfTheWholeBlobOrMoreReadsItInOneRequest) {
+  // A hint >= the blob's size (a small layer; or a wrong hint): the suffix range covers the
+  // whole blob, which docker-registry answers as 206 for bytes 0-(size-1). The TOC comes from
+  // that one answer; the files read right.
+  int round = 0;
+  for (uint64_t hint : {uint64_t{blob_.size()}, uint64_t{blob_.size() + 1},
+                        uint64_t{3 * blob_.size()}}) {
+    cache_name_ = StrCat("whole", ++round);  // nothing stored: the TOC is read
+    NewMounter();
+    Labels labels = LabelsFor(digest_);
+    labels[kLazysnapTocTailSizeAnnotation] = StrCat(hint);
+    absl::Status s = mounter_->Mount(digest_, labels, mnt_);
+    ASSERT_TRUE(s.ok()) << hint << ": " << s;
+    auto all = mounter_->Stats();
+    ASSERT_EQ(all.size(), 1u);
+    EXPECT_FALSE(all[0].toc_from_cache);
+    EXPECT_EQ(all[0].toc_requests, 1u) << hint;
+    EXPECT_EQ(all[0].toc_bytes, blob_.size()) << hint;
+    EXPECT_EQ(all[0].blob_size, blob_.size()) << hint;
+    EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+    EXPECT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+    ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  }
+}
+
 TEST_F(RegistryMounterTest, TheTocTailSizeLabelReadsFooterAndTocInOneRequest) {
   // `lazysnap image convert`'s toc-tail-size annotation, passed on by containerd as a label:
   // the first read is sized from it, so footer and TOC come in one round trip where the
