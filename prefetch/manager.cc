@@ -107,6 +107,43 @@ std::shared_ptr<const Trace> PrefetchManager::TraceOf(Image& image, const Mounte
   return image.trace;
 }
 
+std::vector<TraceRange> PrefetchManager::EarlyRanges(const Sha256& manifest, const Sha256& layer,
+                                                     uint64_t max_bytes, uint64_t* blob_size) {
+  if (!config_.replay || max_bytes == 0) return {};
+  std::shared_ptr<Image> image = ImageFor(manifest);
+  std::shared_ptr<const Trace> trace;
+  {
+    absl::MutexLock lock(&image->mu);
+    if (image->loaded) {
+      trace = image->trace;
+    } else if (auto stored = store_.Get(manifest); stored.ok()) {
+      image->loaded = true;  // as TraceOf's first step
+      image->trace = std::make_shared<const Trace>(*std::move(stored));
+      trace = image->trace;
+    }
+  }
+  const LayerTrace* entry = trace != nullptr ? trace->Find(layer) : nullptr;
+  if (entry == nullptr || entry->ranges.size() != entry->chunks.size() || entry->blob_size == 0) {
+    return {};
+  }
+  // The traced chunks as a chunk table of their own, in trace order: cut as the replay cuts.
+  std::vector<Chunk> table(entry->ranges.size());
+  std::vector<uint32_t> order(table.size());
+  for (uint32_t i = 0; i < table.size(); i++) {
+    table[i].compressed_offset = entry->ranges[i].offset;
+    table[i].compressed_size = static_cast<uint32_t>(entry->ranges[i].size);
+    table[i].size = entry->ranges[i].size > 0 ? 1 : 0;
+    order[i] = i;
+  }
+  std::vector<TraceRange> ranges = scheduler_.OrderedRequestRanges(table, order);
+  uint64_t total = 0;
+  size_t n = 0;
+  while (n < ranges.size() && total + ranges[n].size <= max_bytes) total += ranges[n++].size;
+  ranges.resize(n);
+  *blob_size = entry->blob_size;
+  return ranges;
+}
+
 void PrefetchManager::LayerMounted(const MountedLayerInfo& info) {
   const absl::Span<const Chunk> chunks = info.layer->index.chunks();
   std::vector<uint32_t> order;
@@ -143,7 +180,7 @@ void PrefetchManager::LayerMounted(const MountedLayerInfo& info) {
       auto log = std::make_shared<AccessLog>(count, std::min(count, config_.max_recorded_chunks),
                                              absl::InfiniteDuration());
       info.cache->SetAccessLog(log);
-      image->layers.push_back({info.digest, info.layer->toc_digest, log});
+      image->layers.push_back({info.digest, info.layer->toc_digest, log, info.layer});
       image->caches.push_back(info.cache);
       mount.recording = image;
       mount.log = log;

@@ -79,6 +79,12 @@ class PrefetchManager {
   // Passes TraceSource::Hint on when the image's trace may be needed from the source (lookup
   // on, no trace stored or known for the image yet). Cheap; call before mounting a layer.
   void HintImage(const std::string& image_ref, const Sha256& manifest);
+  // Before a layer's TOC is read: the blob ranges its replay's first requests will read
+  // (OrderedRequestRanges over the trace's recorded ranges), up to `max_bytes`, when image
+  // `manifest` has a trace in the local store (or loaded) listing `layer` with ranges; sets
+  // *blob_size. Empty otherwise. Asks no TraceSource (no round trip).
+  std::vector<TraceRange> EarlyRanges(const Sha256& manifest, const Sha256& layer,
+                                      uint64_t max_bytes, uint64_t* blob_size);
   // Starts replay / landmark / recording / background work for a just-mounted layer.
   void LayerMounted(const MountedLayerInfo& info);
   // Stops work for the layer (waits for its running prefetch requests). Its reads recorded so

@@ -160,6 +160,72 @@ TEST_F(ManagerTest, AFailedMountLeavesNoRecordingEntryBehind) {
   EXPECT_EQ(got, ChunksOf(*cache, "lib/f3"));
 }
 
+TEST_F(ManagerTest, ARecordedTraceHasTheBlobRangesTheEarlyReplayFetches) {
+  // A recorded trace holds each chunk's blob range and the blob's size, so that the next cold
+  // start can fetch the replay's first requests before the TOC is in (EarlyRanges): exactly
+  // the ranges the replay's requests will read.
+  Build(/*landmark=*/false);
+  {
+    PrefetchManager m(Config(), root_.path());
+    auto cache = ColdCache();
+    m.LayerMounted(Info(cache));
+    ReadAll(*cache, "lib/f3");
+    ReadAll(*cache, "bin/a");
+    m.FinishRecordings(/*all=*/true);
+    m.LayerUnmounted("/mnt/1");
+  }
+  TraceStore store(root_.path());
+  auto trace = store.Get(manifest_);
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  const LayerTrace* lt = trace->Find(layer_digest_);
+  ASSERT_NE(lt, nullptr);
+  EXPECT_EQ(lt->blob_size, blob_.size());
+  ASSERT_EQ(lt->ranges.size(), lt->chunks.size());
+  for (size_t i = 0; i < lt->chunks.size(); i++) {
+    const Chunk& c = layer_->index.chunks()[lt->chunks[i].chunk];
+    EXPECT_EQ(lt->ranges[i], (TraceRange{c.compressed_offset, c.compressed_size}));
+  }
+
+  PrefetchManager m(Config(), root_.path());
+  uint64_t size = 0;
+  std::vector<TraceRange> early = m.EarlyRanges(manifest_, layer_digest_, 16 << 20, &size);
+  EXPECT_EQ(size, blob_.size());
+  ASSERT_FALSE(early.empty());
+  EXPECT_TRUE(m.EarlyRanges(manifest_, Sha256::Of("other layer"), 16 << 20, &size).empty());
+  EXPECT_TRUE(m.EarlyRanges(Sha256::Of("other image"), layer_digest_, 16 << 20, &size).empty());
+  EXPECT_LE(m.EarlyRanges(manifest_, layer_digest_, early[0].size, &size).size(), 1u);
+  // The replay's requests read exactly those ranges, in that order.
+  std::vector<TraceRange> reads;
+  absl::Mutex mu;
+  class Recording : public BlobSource {
+   public:
+    Recording(BlobSource* inner, std::vector<TraceRange>* out, absl::Mutex* mu)
+        : inner_(inner), out_(out), mu_(mu) {}
+    uint64_t Size() const override { return inner_->Size(); }
+    absl::Status ReadAt(uint64_t offset, absl::Span<char> buf) override {
+      absl::MutexLock l(mu_);
+      out_->push_back({offset, buf.size()});
+      return inner_->ReadAt(offset, buf);
+    }
+   private:
+    BlobSource* inner_;
+    std::vector<TraceRange>* out_;
+    absl::Mutex* mu_;
+  };
+  dirs_.push_back(std::make_unique<TempDir>());
+  auto c = LayerCache::Open(dirs_.back()->path(), layer_->toc_digest, layer_->index.chunks(),
+                            std::make_shared<Recording>(mem_.get(), &reads, &mu),
+                            std::make_shared<FormatChunkDecoder>(layer_->index));
+  ASSERT_TRUE(c.ok()) << c.status();
+  m.LayerMounted(Info(std::shared_ptr<LayerCache>(*std::move(c))));
+  m.WaitIdle();
+  auto by_offset = [](const TraceRange& a, const TraceRange& b) { return a.offset < b.offset; };
+  std::sort(reads.begin(), reads.end(), by_offset);  // (workers run them in parallel)
+  std::sort(early.begin(), early.end(), by_offset);
+  EXPECT_EQ(reads, early);
+  m.LayerUnmounted("/mnt/1");
+}
+
 TEST_F(ManagerTest, ALayerWhoseTocDiffersIsNotReplayed) {
   Build(/*landmark=*/false);
   Trace t;

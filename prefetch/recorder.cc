@@ -25,9 +25,24 @@ Trace MergeAccessLogs(const Sha256& manifest, const std::vector<RecordedLayer>& 
     lt.digest = kept[i]->digest;
     lt.toc_digest = kept[i]->toc_digest;
     const absl::Time start = kept[i]->log->start();
+    const SeekableLayer* layer = kept[i]->layer.get();
+    const absl::Span<const Chunk> table =
+        layer != nullptr ? layer->index.chunks() : absl::Span<const Chunk>();
+    bool ranged = layer != nullptr && layer->blob_size > 0;
     for (const AccessLog::Access& a : snaps[i]) {
       int64_t ms = absl::ToInt64Milliseconds(start + absl::Milliseconds(a.millis) - begin);
       lt.chunks.push_back({a.chunk, static_cast<uint32_t>(std::clamp<int64_t>(ms, 0, UINT32_MAX))});
+      if (ranged && a.chunk < table.size() &&
+          table[a.chunk].compressed_offset + table[a.chunk].compressed_size <= layer->blob_size) {
+        lt.ranges.push_back({table[a.chunk].compressed_offset, table[a.chunk].compressed_size});
+      } else {
+        ranged = false;
+      }
+    }
+    if (ranged) {
+      lt.blob_size = layer->blob_size;
+    } else {
+      lt.ranges.clear();
     }
     trace.layers.push_back(std::move(lt));
   }

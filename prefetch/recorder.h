@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "base/digest.h"
 #include "cache/access_log.h"
+#include "format/layer.h"
 #include "prefetch/trace.h"
 
 namespace lazysnap {
@@ -19,6 +20,8 @@ struct RecordedLayer {
   Sha256 digest;
   Sha256 toc_digest;
   std::shared_ptr<AccessLog> log;
+  // When set, the trace gets the blob's size and each chunk's blob range (LayerTrace::ranges).
+  std::shared_ptr<const SeekableLayer> layer;
 };
 
 // The trace of image `manifest` from its layers' logs: each access's time is taken as

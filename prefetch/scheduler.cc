@@ -131,6 +131,24 @@ std::vector<std::vector<uint32_t>> PrefetchScheduler::Cut(const PrefetchJob& job
   return batches;
 }
 
+std::vector<TraceRange> PrefetchScheduler::OrderedRequestRanges(
+    absl::Span<const Chunk> chunks, const std::vector<uint32_t>& order) const {
+  PrefetchJob job;
+  job.chunks = chunks;
+  std::vector<TraceRange> out;
+  for (auto& batch : Cut(job, order, /*background=*/false)) {
+    for (auto& request : SplitIntoRequests(chunks, std::move(batch), ShapeOf(Batch{}))) {
+      uint64_t begin = UINT64_MAX, end = 0;
+      for (uint32_t c : request) {
+        begin = std::min(begin, chunks[c].compressed_offset);
+        end = std::max(end, chunks[c].compressed_offset + chunks[c].compressed_size);
+      }
+      if (end > begin) out.push_back({begin, end - begin});
+    }
+  }
+  return out;
+}
+
 uint64_t PrefetchScheduler::Submit(PrefetchJob spec) {
   auto job = std::make_shared<Job>();
   job->started = absl::Now();

@@ -30,6 +30,7 @@
 #include "cache/layer_cache.h"
 #include "format/index.h"
 #include "prefetch/token_bucket.h"
+#include "prefetch/trace.h"
 
 namespace lazysnap {
 
@@ -95,6 +96,10 @@ class PrefetchScheduler {
   // Blocks until no batch is queued or running (tests, benchmarks).
   void WaitIdle();
   std::vector<PrefetchJobStats> Stats() const;
+  // The blob ranges of the ordered requests Submit() makes of `order` over `chunks`, in the
+  // order it queues them, each as EnsureChunks reads it when all its chunks are missing.
+  std::vector<TraceRange> OrderedRequestRanges(absl::Span<const Chunk> chunks,
+                                               const std::vector<uint32_t>& order) const;
 
  private:
   struct Job;

@@ -87,6 +87,31 @@ absl::StatusOr<LayerTrace> ParseLayer(const nlohmann::json& j, size_t index, siz
     ASSIGN_OR_RETURN(a.millis, U32(pair[1], at));
     layer.chunks.push_back(a);
   }
+  if (auto b = j.find("blob_size"); b != j.end()) {
+    if (!b->is_number_unsigned() || b->get<uint64_t>() > kMaxTraceBlobBytes) {
+      return Bad(StrCat(where, ".blob_size: not an integer in [0, 2^53)"));
+    }
+    layer.blob_size = b->get<uint64_t>();
+  }
+  if (auto r = j.find("ranges"); r != j.end()) {
+    if (!r->is_array() || r->size() != layer.chunks.size()) {
+      return Bad(StrCat(where, ": \"ranges\" is not an array as long as \"chunks\""));
+    }
+    layer.ranges.reserve(r->size());
+    for (size_t i = 0; i < r->size(); ++i) {
+      const nlohmann::json& pair = (*r)[i];
+      const std::string at = StrCat(where, ".ranges[", i, "]");
+      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_unsigned() ||
+          !pair[1].is_number_unsigned()) {
+        return Bad(StrCat(at, ": not [offset, size]"));
+      }
+      TraceRange range{pair[0].get<uint64_t>(), pair[1].get<uint64_t>()};
+      if (range.offset > layer.blob_size || range.size > layer.blob_size - range.offset) {
+        return Bad(StrCat(at, ": past the blob's size"));
+      }
+      layer.ranges.push_back(range);
+    }
+  }
   std::vector<uint32_t> sorted;
   sorted.reserve(layer.chunks.size());
   for (const TraceAccess& a : layer.chunks) sorted.push_back(a.chunk);
@@ -124,7 +149,17 @@ std::string EncodeTrace(const Trace& trace) {
       StrAppend(&out, k == 0 ? "" : (k % 16 == 0 ? ",\n" : ","), "[", l.chunks[k].chunk, ",",
                 l.chunks[k].millis, "]");
     }
-    out += "]}";
+    out += "]";
+    if (l.blob_size != 0) StrAppend(&out, ",\n\"blob_size\":", l.blob_size);
+    if (!l.ranges.empty()) {
+      StrAppend(&out, ",\n\"ranges\":[");
+      for (size_t k = 0; k < l.ranges.size(); ++k) {
+        StrAppend(&out, k == 0 ? "" : (k % 16 == 0 ? ",\n" : ","), "[", l.ranges[k].offset, ",",
+                  l.ranges[k].size, "]");
+      }
+      out += "]";
+    }
+    out += "}";
   }
   out += "]}\n";
   return out;

@@ -27,6 +27,7 @@ inline constexpr char kTraceMediaType[] = "application/vnd.lazysnap.trace.v1+jso
 inline constexpr size_t kMaxTraceBytes = 64u << 20;
 inline constexpr size_t kMaxTraceLayers = 1024;
 inline constexpr size_t kMaxTraceAccesses = 4u << 20;  // over all layers
+inline constexpr uint64_t kMaxTraceBlobBytes = (uint64_t{1} << 53) - 1;  // JSON's exact ints
 
 struct TraceAccess {
   uint32_t chunk = 0;   // index into the chunk table of the layer's TOC
@@ -34,10 +35,22 @@ struct TraceAccess {
   bool operator==(const TraceAccess&) const = default;
 };
 
+// Where a traced chunk's compressed bytes lie in the layer blob.
+struct TraceRange {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  bool operator==(const TraceRange&) const = default;
+};
+
 struct LayerTrace {
   Sha256 digest;      // the layer blob
   Sha256 toc_digest;  // the TOC the chunk indices refer to
   std::vector<TraceAccess> chunks;  // first-access order; no chunk twice
+  // Optional (traces from before them have neither): the blob's size, and chunks[i]'s blob
+  // range at ranges[i] (empty, or exactly as many as chunks). Let a mount fetch the traced
+  // bytes before the TOC has arrived (docs/prefetch.md); never trusted for data.
+  uint64_t blob_size = 0;
+  std::vector<TraceRange> ranges;
   bool operator==(const LayerTrace&) const = default;
 };
 

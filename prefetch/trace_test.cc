@@ -45,6 +45,34 @@ TEST(TraceTest, UnknownFieldsIgnored) {
   EXPECT_TRUE(ParseTrace(json).ok());
 }
 
+TEST(TraceTest, BlobRangesRoundTripAndAreOptional) {
+  Trace t = Sample();
+  t.layers[0].blob_size = 1000;
+  t.layers[0].ranges = {{10, 20}, {0, 5}, {900, 100}};
+  std::string json = EncodeTrace(t);
+  auto back = ParseTrace(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, t);
+  // A trace written before the ranges (layer1 has none) parses, without them.
+  EXPECT_EQ(back->layers[1].blob_size, 0u);
+  EXPECT_TRUE(back->layers[1].ranges.empty());
+}
+
+TEST(TraceTest, BlobRangesMustMatchTheChunksAndLieInTheBlob) {
+  Trace t = Sample();
+  t.layers[0].blob_size = 1000;
+  t.layers[0].ranges = {{10, 20}, {0, 5}};  // 2 ranges, 3 chunks
+  auto bad = ParseTrace(EncodeTrace(t));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(SV(bad.status().message()).find("as long as"), std::string::npos) << bad.status();
+  t.layers[0].ranges = {{10, 20}, {0, 5}, {990, 11}};  // past the blob's end
+  bad = ParseTrace(EncodeTrace(t));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(SV(bad.status().message()).find("past the blob"), std::string::npos) << bad.status();
+  t.layers[0].ranges = {{10, 20}, {0, 5}, {UINT64_MAX, 2}};  // no overflow past the check
+  EXPECT_FALSE(ParseTrace(EncodeTrace(t)).ok());
+}
+
 void ExpectBad(std::string_view json, std::string_view needle) {
   auto t = ParseTrace(json);
   ASSERT_FALSE(t.ok()) << json;

@@ -41,12 +41,14 @@ registry::ClientOptions ClientOptionsFor(const RegistryMounterOptions& options,
 struct RegistryLayerMounter::Mounted {
   RemoteLayerStats info;           // all but `cache` and `fs`
   LayerPin pin;                    // released after the filesystem is gone (declared first)
+  std::shared_ptr<EarlyBytes> early;  // the replay-before-the-TOC bytes, if any
   std::unique_ptr<LayerFs> fs;
 
   RemoteLayerStats Stats() const {
     RemoteLayerStats s = info;
     s.cache = fs->cache().stats();
     s.fs = fs->stats();
+    if (early) s.early = early->stats();
     return s;
   }
 };
@@ -131,7 +133,13 @@ std::string RegistryLayerMounter::Describe(const RemoteLayerStats& s) {
                 s.cache.prefetch_unused_bytes(), " bytes unread; on demand: ",
                 s.cache.ondemand_chunks(), " chunks in ",
                 s.cache.requests - s.cache.prefetch_requests, " requests; passthrough: ",
-                s.fs.passthrough_opens, " opens, ", s.fs.passthrough_copies, " copies");
+                s.fs.passthrough_opens, " opens, ", s.fs.passthrough_copies, " copies",
+                s.early.ranges == 0
+                    ? ""
+                    : StrCat("; before the TOC: ", s.early.ranges, " ranges, ",
+                             s.early.fetched_bytes, " bytes fetched, ", s.early.served_bytes,
+                             " served in ", s.early.served_reads, " reads, ", s.early.failed,
+                             " failed"));
 }
 
 std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
@@ -171,11 +179,11 @@ std::shared_future<std::optional<Sha256>> RegistryLayerMounter::ImageKey(
   return key;
 }
 
-void RegistryLayerMounter::WarmConnections(const RemoteLayerSpec& spec) {
+void RegistryLayerMounter::WarmConnections(const RemoteLayerSpec& spec,
+                                           std::shared_ptr<EarlyBytes> early, uint64_t blob_size) {
   if (!prefetch_ || !spec.ref) return;
   const int n = std::min(options_.prefetch->scheduler.workers, 8) - 1;
   if (n <= 0) return;
-  if (access(StrCat(cache_->LayerDir(spec.digest), "/toc.meta").c_str(), F_OK) == 0) return;
   absl::MutexLock l(&keys_mu_);
   for (auto it = warmers_.begin(); it != warmers_.end();) {
     if (it->wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;  // still warm
@@ -183,9 +191,14 @@ void RegistryLayerMounter::WarmConnections(const RemoteLayerSpec& spec) {
   }
   for (int i = 0; i < n; i++) {
     // The task holds copies; `this` outlives it (warmers_ is destroyed before the clients).
-    warmers_.push_back(std::async(std::launch::async, [this, r = *spec.ref, d = spec.digest] {
+    warmers_.push_back(std::async(std::launch::async, [this, r = *spec.ref, d = spec.digest,
+                                                       early, blob_size] {
       auto size = mount_client_->BlobSize(r, d);  // its answer is not needed, its connection is
       if (!size.ok()) LZ_LOG(kDebug, "warming a connection: ", size.status().ToString());
+      if (early == nullptr) return;
+      // Now that the connection is open (and the TOC's bytes are on their way): early ranges.
+      auto blob = client_->OpenBlob(r, d, blob_size);
+      if (blob.ok()) early->Fetch(**blob);
     }));
   }
 }
@@ -319,7 +332,22 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   // the manifest digest) and a registry trace lookup overlap it.
   std::shared_future<std::optional<Sha256>> image_key_future;
   if (prefetch_) image_key_future = ImageKey(spec);
-  WarmConnections(spec);
+  std::shared_ptr<EarlyBytes> early;
+  if (prefetch_ && spec.ref &&
+      access(StrCat(cache_->LayerDir(spec.digest), "/toc.meta").c_str(), F_OK) != 0) {
+    // The TOC is to be read from the registry: the replay's first bytes can come beside it.
+    uint64_t blob_size = 0;
+    if (options_.early_bytes > 0 &&
+        image_key_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      if (std::optional<Sha256> key = image_key_future.get()) {
+        std::vector<TraceRange> plan =
+            prefetch_->EarlyRanges(*key, spec.digest, options_.early_bytes, &blob_size);
+        if (!plan.empty()) early = std::make_shared<EarlyBytes>(std::move(plan), options_.early_hold);
+      }
+    }
+    WarmConnections(spec, early, blob_size);
+  }
+  m->early = early;
   const absl::Time t_key = absl::Now();
   std::string fetched_toc;  // stored below, off the replay's critical path
   ASSIGN_OR_RETURN(std::shared_ptr<const SeekableLayer> layer,
@@ -346,6 +374,9 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
     auto blob = client_->OpenBlob(*spec.ref, spec.digest, layer->blob_size);
     if (blob.ok()) {
       source = std::shared_ptr<BlobSource>(*std::move(blob));
+      if (early) {
+        source = std::make_shared<EarlyBlobSource>(std::move(source), early, options_.read_deadline);
+      }
     } else {
       LZ_LOG(kWarning, "layer ", spec.digest.ToString(), ": no blob reader (cached chunks only): ",
              blob.status().ToString());
@@ -441,6 +472,7 @@ absl::Status RegistryLayerMounter::Unmount(const std::string& dir) {
   if (prefetch_) prefetch_->LayerUnmounted(dir);
   LZ_LOG(kInfo, "remote layer unmounted: ",
          Describe(m->Stats()));
+  if (m->early) m->early->Release();
   return m->fs->Unmount();
 }
 

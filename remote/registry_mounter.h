@@ -29,6 +29,7 @@
 #include "format/layer.h"
 #include "fusefs/layer_fs.h"
 #include "prefetch/manager.h"
+#include "remote/early_source.h"
 #include "registry/client.h"
 #include "registry/credentials.h"
 #include "registry/transport.h"
@@ -64,6 +65,13 @@ struct RegistryMounterOptions {
   // most, not N x mount_deadline.
   absl::Duration image_key_wait = absl::Seconds(1);
   absl::Duration image_key_retry = absl::Seconds(30);
+  // The replay before the TOC (docs/prefetch.md): when the image's trace is in the local store
+  // with the layer's blob ranges and the TOC is read from the registry, up to early_bytes of
+  // the replay's first requests are fetched on the warm-up connections while the TOC is read
+  // and parsed, and served to the replay from memory; unread ones are dropped after
+  // early_hold (at the next read) or at unmount. 0: off.
+  uint64_t early_bytes = 16 << 20;
+  absl::Duration early_hold = absl::Seconds(10);
   LayerFsOptions fs;
   LayerLimits limits;
   // Access traces and prefetching (prefetch/manager.h, docs/prefetch.md): on when set and
@@ -82,6 +90,7 @@ struct RemoteLayerStats {
   uint64_t toc_bytes = 0;
   LayerCacheStats cache;        // file data
   LayerFsStats fs;              // the FUSE mount's (passthrough opens among them)
+  EarlyBytesStats early;        // fetched before the TOC was in (all 0: none)
 };
 
 class RegistryLayerMounter : public RemoteLayerMounter {
@@ -140,7 +149,10 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   // the TOC read, so that the replay's first requests find open connections in the pool (a new
   // one costs a round trip more: 3 of python's first 4 replay requests paid it, ~25 ms of the
   // link idle). Not waited for; skipped while an earlier warm-up still runs.
-  void WarmConnections(const RemoteLayerSpec& spec);
+  // With `early` (its ranges of a blob of `blob_size` bytes): each warm-up thread then fetches
+  // early ranges (EarlyBytes::Fetch) until none is left.
+  void WarmConnections(const RemoteLayerSpec& spec, std::shared_ptr<EarlyBytes> early,
+                       uint64_t blob_size);
 
   const RegistryMounterOptions options_;
   const std::unique_ptr<registry::HttpTransport> transport_;

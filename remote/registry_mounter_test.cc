@@ -303,6 +303,38 @@ TEST_F(RegistryMounterTest, ATocTailSizeHintOfTheWholeBlobOrMoreReadsItInOneRequ
   }
 }
 
+TEST_F(RegistryMounterTest, WithATraceTheReplaysFirstBytesAreFetchedBesideTheToc) {
+  // A first mount records the trace (with the chunks' blob ranges). Mounted again with a new
+  // cache (the TOC read again), the traced ranges are fetched on the warm-up connections
+  // while the TOC is read, and the replay takes them from memory; the data reads right.
+  Labels labels = LabelsFor(digest_);
+  const Sha256 manifest = Sha256::Of("manifest");
+  labels[kCriManifestDigestLabel] = manifest.ToString();
+  NewMounter(/*prefetch=*/true);
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_.reset();  // the trace is stored
+  cache_name_ = "cache2";
+  NewMounter(/*prefetch=*/true);
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  mounter_->prefetch()->WaitIdle();
+  auto stats = mounter_->Stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_FALSE(stats[0].toc_from_cache);
+  EXPECT_GT(stats[0].early.ranges, 0u);
+  EXPECT_GT(stats[0].early.served_bytes, 0u) << "the replay read nothing fetched early";
+  EXPECT_GT(stats[0].cache.prefetch_chunks, 0u);
+  const uint64_t requests = stats[0].cache.requests;
+  EXPECT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+  EXPECT_EQ(mounter_->Stats()[0].cache.requests, requests) << "the replay left chunks to fetch";
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  // A stored TOC: nothing fetched early.
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  EXPECT_EQ(mounter_->Stats()[0].early.ranges, 0u);
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+}
+
 TEST_F(RegistryMounterTest, TheTocTailSizeLabelReadsFooterAndTocInOneRequest) {
   // `lazysnap image convert`'s toc-tail-size annotation, passed on by containerd as a label:
   // the first read is sized from it, so footer and TOC come in one round trip where the
