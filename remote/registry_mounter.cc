@@ -108,6 +108,7 @@ RegistryLayerMounter::~RegistryLayerMounter() {
   }
   for (auto& [dir, m] : mounts) {
     if (prefetch_) prefetch_->LayerUnmounted(dir);
+    if (m->early) m->early->Release();  // the warm-up threads fetch no more of it
     LZ_LOG(kInfo, "remote layer unmounted at shutdown: ",
            Describe(m->Stats()));
     absl::Status s = m->fs->Unmount();
