@@ -248,9 +248,10 @@ void PrefetchManager::LayerMountFailed(const std::string& id) {
                layers.end());
   // One entry of the cache (another mount of the same layer may have added its own).
   auto& caches = image.caches;
-  auto same = std::find_if(caches.begin(), caches.end(), [&mount](const std::weak_ptr<LayerCache>& c) {
-    return !c.owner_before(mount.cache) && !mount.cache.owner_before(c);
-  });
+  auto same = std::find_if(caches.begin(), caches.end(),
+                           [&mount](const std::weak_ptr<LayerCache>& c) {
+                             return !c.owner_before(mount.cache) && !mount.cache.owner_before(c);
+                           });
   if (same != caches.end()) caches.erase(same);
 }
 

@@ -343,7 +343,9 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
       if (std::optional<Sha256> key = image_key_future.get()) {
         std::vector<TraceRange> plan =
             prefetch_->EarlyRanges(*key, spec.digest, options_.early_bytes, &blob_size);
-        if (!plan.empty()) early = std::make_shared<EarlyBytes>(std::move(plan), options_.early_hold);
+        if (!plan.empty()) {
+          early = std::make_shared<EarlyBytes>(std::move(plan), options_.early_hold);
+        }
       }
     }
     WarmConnections(spec, early, blob_size);
@@ -376,7 +378,8 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
     if (blob.ok()) {
       source = std::shared_ptr<BlobSource>(*std::move(blob));
       if (early) {
-        source = std::make_shared<EarlyBlobSource>(std::move(source), early, options_.read_deadline);
+        source = std::make_shared<EarlyBlobSource>(std::move(source), early,
+                                                   options_.read_deadline);
       }
     } else {
       LZ_LOG(kWarning, "layer ", spec.digest.ToString(), ": no blob reader (cached chunks only): ",
