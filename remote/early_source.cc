@@ -9,7 +9,12 @@
 namespace lazysnap {
 
 EarlyBytes::EarlyBytes(std::vector<TraceRange> plan, absl::Duration hold)
-    : release_at_(absl::Now() + hold) {
+    : release_at_(absl::Now() + hold), order_(Layout(std::move(plan), &ranges_)) {
+  absl::MutexLock l(&mu_);
+  stats_.ranges = ranges_.size();
+}
+
+std::vector<size_t> EarlyBytes::Layout(std::vector<TraceRange> plan, std::vector<Range>* ranges) {
   std::vector<size_t> by_offset(plan.size());
   std::iota(by_offset.begin(), by_offset.end(), 0);
   std::sort(by_offset.begin(), by_offset.end(),
@@ -18,16 +23,17 @@ EarlyBytes::EarlyBytes(std::vector<TraceRange> plan, absl::Duration hold)
   std::vector<bool> kept(plan.size(), false);
   uint64_t end = 0;
   for (size_t i : by_offset) {
-    if (plan[i].size == 0 || (!ranges_.empty() && plan[i].offset < end)) continue;  // overlap
+    if (plan[i].size == 0 || (!ranges->empty() && plan[i].offset < end)) continue;  // overlap
     kept[i] = true;
-    position[i] = ranges_.size();
-    ranges_.push_back({plan[i]});
+    position[i] = ranges->size();
+    ranges->push_back({plan[i]});
     end = plan[i].offset + plan[i].size;
   }
+  std::vector<size_t> order;
   for (size_t i = 0; i < plan.size(); i++) {
-    if (kept[i]) order_.push_back(position[i]);
+    if (kept[i]) order.push_back(position[i]);
   }
-  stats_.ranges = ranges_.size();
+  return order;
 }
 
 void EarlyBytes::Fetch(BlobSource& source) {
@@ -55,17 +61,24 @@ void EarlyBytes::Fetch(BlobSource& source) {
     } else {
       range.state = State::kFailed;
       stats_.failed++;
+      // The registry failed (after its client's retries): the rest is read on demand.
+      for (Range& other : ranges_) {
+        if (other.state == State::kPending) other.state = State::kGone;
+      }
+      next_ = order_.size();
     }
     changed_.SignalAll();
+    if (!s.ok()) return;
   }
 }
 
 EarlyBytes::Range* EarlyBytes::Find(uint64_t offset, uint64_t n) {
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), offset,
                              [](uint64_t o, const Range& r) { return o < r.range.offset; });
-  if (it == ranges_.begin()) return nullptr;
+  if (n == 0 || it == ranges_.begin()) return nullptr;
   --it;
-  if (offset + n > it->range.offset + it->range.size) return nullptr;
+  const uint64_t end = it->range.offset + it->range.size;
+  if (offset >= end || n > end - offset) return nullptr;
   return &*it;
 }
 
@@ -79,10 +92,10 @@ bool EarlyBytes::Read(uint64_t offset, absl::Span<char> buf, absl::Duration wait
     range->state = State::kGone;  // the caller reads it now: not fetched a second time
     return false;
   }
-  while (range->state == State::kFetching) {
+  while (range->state == State::kFetching && !released_) {
     if (changed_.WaitWithDeadline(&mu_, deadline)) break;
   }
-  if (range->state != State::kDone) return false;
+  if (released_ || range->state != State::kDone) return false;
   std::memcpy(buf.data(), range->bytes.data() + (offset - range->range.offset), buf.size());
   stats_.served_bytes += buf.size();
   stats_.served_reads++;

@@ -38,15 +38,19 @@ class EarlyBytes {
   EarlyBytes& operator=(const EarlyBytes&) = delete;
 
   // Fetches the plan's ranges not yet taken, in order, from `source`, one at a time, until
-  // none is left or Release(). Several threads may run it at once (each takes the next range).
-  void Fetch(BlobSource& source);
+  // none is left, Release(), or the first failed read (then no range is fetched any more, by
+  // any thread: a registry that fails once is not asked for the rest). Several threads may
+  // run it at once (each takes the next range).
+  void Fetch(BlobSource& source) ABSL_LOCKS_EXCLUDED(mu_);
   // Copies [offset, offset + buf.size()) into `buf` when it lies inside one planned range
   // that is fetched or being fetched (waits for it, up to `wait`), and returns true; false
   // when the caller must read it elsewhere (not planned, not started yet: then the range is
-  // not fetched any more, failed, released). Thread-safe.
-  bool Read(uint64_t offset, absl::Span<char> buf, absl::Duration wait);
-  // Frees every byte; ranges not started are not fetched. Thread-safe.
-  void Release();
+  // not fetched any more, failed, released, still in flight after `wait`, empty). A
+  // Release() while it waits returns false at once. Thread-safe.
+  bool Read(uint64_t offset, absl::Span<char> buf, absl::Duration wait) ABSL_LOCKS_EXCLUDED(mu_);
+  // Frees every byte; ranges not started are not fetched, readers waiting stop waiting.
+  // Thread-safe.
+  void Release() ABSL_LOCKS_EXCLUDED(mu_);
   EarlyBytesStats stats() const;
 
  private:
@@ -57,14 +61,17 @@ class EarlyBytes {
     std::string bytes;
     uint64_t served = 0;  // bytes read out of it
   };
-  // The range holding [offset, offset + n), or null.
+  // Sorts `plan` by offset into `ranges` (dropping empty and overlapping ranges); returns
+  // the indices into `ranges` in plan order.
+  static std::vector<size_t> Layout(std::vector<TraceRange> plan, std::vector<Range>* ranges);
+  // The range holding [offset, offset + n), n > 0, or null.
   Range* Find(uint64_t offset, uint64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const absl::Time release_at_;
   mutable absl::Mutex mu_;
   absl::CondVar changed_;
   std::vector<Range> ranges_ ABSL_GUARDED_BY(mu_);  // sorted by offset
-  std::vector<size_t> order_;                       // indices into ranges_, plan order
+  const std::vector<size_t> order_;                 // indices into ranges_, plan order
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;            // into order_
   bool released_ ABSL_GUARDED_BY(mu_) = false;
   EarlyBytesStats stats_ ABSL_GUARDED_BY(mu_);

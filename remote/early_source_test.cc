@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -88,11 +89,17 @@ TEST_F(EarlyBytesTest, RangesNotStartedFailedOrReleasedAreReadBelow) {
   EXPECT_EQ(Read(source, 0, 1000), blob_.substr(0, 1000));
   EXPECT_EQ(below_->reads(), 1u);
   fetch_.fail = true;
-  early->Fetch(fetch_);  // 2000 and 4000 fail
+  early->Fetch(fetch_);  // 2000 fails: 4000 is not asked for
   EXPECT_EQ(fetch_.reads(), 0u);  // (counted only when passed on)
-  EXPECT_EQ(early->stats().failed, 2u);
+  EXPECT_EQ(early->stats().failed, 1u);
   EXPECT_EQ(Read(source, 2000, 1000), blob_.substr(2000, 1000));
   EXPECT_EQ(below_->reads(), 2u);
+  fetch_.fail = false;
+  early->Fetch(fetch_);  // nothing left to fetch after a failure
+  EXPECT_EQ(fetch_.reads(), 0u);
+  EXPECT_EQ(Read(source, 4000, 1000), blob_.substr(4000, 1000));
+  EXPECT_EQ(below_->reads(), 3u);
+  EXPECT_EQ(early->stats().fetched_bytes, 0u);
 
   auto again = std::make_shared<EarlyBytes>(std::vector<TraceRange>{{0, 1000}}, absl::Seconds(30));
   fetch_.fail = false;
@@ -100,12 +107,64 @@ TEST_F(EarlyBytesTest, RangesNotStartedFailedOrReleasedAreReadBelow) {
   again->Release();
   EarlyBlobSource released(below_, again, absl::Seconds(5));
   EXPECT_EQ(Read(released, 0, 100), blob_.substr(0, 100));
-  EXPECT_EQ(below_->reads(), 3u);
+  EXPECT_EQ(below_->reads(), 4u);
   // Released: a later Fetch fetches nothing.
   auto late = std::make_shared<EarlyBytes>(std::vector<TraceRange>{{0, 1000}}, absl::Seconds(30));
   late->Release();
   late->Fetch(fetch_);
   EXPECT_EQ(late->stats().fetched_bytes, 0u);
+}
+
+TEST_F(EarlyBytesTest, AFailedFetchStopsEveryFetcher) {
+  std::vector<TraceRange> plan;
+  for (uint64_t i = 0; i < 64; i++) plan.push_back({i * 10000, 5000});
+  auto early = std::make_shared<EarlyBytes>(plan, absl::Seconds(30));
+  fetch_.fail = true;
+  std::vector<std::thread> fetchers;
+  for (int i = 0; i < 4; i++) fetchers.emplace_back([&] { early->Fetch(fetch_); });
+  for (auto& t : fetchers) t.join();
+  // Each fetcher may have taken one range before the first failure was in; no more.
+  EXPECT_GE(early->stats().failed, 1u);
+  EXPECT_LE(early->stats().failed, 4u);
+}
+
+TEST_F(EarlyBytesTest, AReaderWaitsForARangeInFlightAtMostItsWaitAndNotPastRelease) {
+  auto early = std::make_shared<EarlyBytes>(std::vector<TraceRange>{{0, 65536}}, absl::Seconds(30));
+  absl::Notification gate;
+  fetch_.gate = &gate;
+  std::thread fetcher([&] { early->Fetch(fetch_); });
+  fetch_.entered.WaitForNotification();
+  std::string buf(4096, '\0');
+  absl::Time t0 = absl::Now();
+  EXPECT_FALSE(early->Read(0, absl::MakeSpan(buf), absl::Milliseconds(100)));  // still in flight
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  // A reader waiting long is let go by Release, not by the fetch's end.
+  std::atomic<bool> served{true};
+  std::thread reader([&] {
+    std::string b(4096, '\0');
+    served = early->Read(0, absl::MakeSpan(b), absl::Seconds(60));
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  t0 = absl::Now();
+  early->Release();
+  reader.join();
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  EXPECT_FALSE(served);
+  gate.Notify();
+  fetcher.join();
+  EXPECT_EQ(early->stats().served_reads, 0u);
+}
+
+TEST_F(EarlyBytesTest, AnEmptyReadAtARangesEndIsNotServed) {
+  auto early = std::make_shared<EarlyBytes>(std::vector<TraceRange>{{0, 1000}}, absl::Seconds(30));
+  early->Fetch(fetch_);
+  char c = 0;
+  EXPECT_FALSE(early->Read(1000, absl::Span<char>(&c, 0), absl::Seconds(1)));
+  EXPECT_FALSE(early->Read(500, absl::Span<char>(&c, 0), absl::Seconds(1)));
+  EXPECT_FALSE(early->Read(1000, absl::Span<char>(&c, 1), absl::Seconds(1)));
+  EXPECT_TRUE(early->Read(999, absl::Span<char>(&c, 1), absl::Seconds(1)));
+  EXPECT_EQ(c, blob_[999]);
+  EXPECT_EQ(early->stats().served_reads, 1u);
 }
 
 TEST_F(EarlyBytesTest, BytesAreDroppedAfterTheHoldTime) {
