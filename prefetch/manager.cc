@@ -112,16 +112,17 @@ std::vector<TraceRange> PrefetchManager::EarlyRanges(const Sha256& manifest, con
   if (!config_.replay || max_bytes == 0) return {};
   std::shared_ptr<Image> image = ImageFor(manifest);
   std::shared_ptr<const Trace> trace;
-  {
-    absl::MutexLock lock(&image->mu);
-    if (image->loaded) {
-      trace = image->trace;
-    } else if (auto stored = store_.Get(manifest); stored.ok()) {
-      image->loaded = true;  // as TraceOf's first step
-      image->trace = std::make_shared<const Trace>(*std::move(stored));
-      trace = image->trace;
-    }
+  // Not waited for: TraceOf may hold it across a registry lookup (another layer's mount).
+  // Busy: no early bytes, the replay starts after the TOC as without them.
+  if (!image->mu.TryLock()) return {};
+  if (image->loaded) {
+    trace = image->trace;
+  } else if (auto stored = store_.Get(manifest); stored.ok()) {
+    image->loaded = true;  // as TraceOf's first step
+    image->trace = std::make_shared<const Trace>(*std::move(stored));
+    trace = image->trace;
   }
+  image->mu.Unlock();
   const LayerTrace* entry = trace != nullptr ? trace->Find(layer) : nullptr;
   if (entry == nullptr || entry->ranges.size() != entry->chunks.size() || entry->blob_size == 0) {
     return {};

@@ -82,7 +82,8 @@ class PrefetchManager {
   // Before a layer's TOC is read: the blob ranges its replay's first requests will read
   // (OrderedRequestRanges over the trace's recorded ranges), up to `max_bytes`, when image
   // `manifest` has a trace in the local store (or loaded) listing `layer` with ranges; sets
-  // *blob_size. Empty otherwise. Asks no TraceSource (no round trip).
+  // *blob_size. Empty otherwise, and while another mount holds the image's state (TraceOf
+  // asking a TraceSource: not waited for). Asks no TraceSource (no round trip).
   std::vector<TraceRange> EarlyRanges(const Sha256& manifest, const Sha256& layer,
                                       uint64_t max_bytes, uint64_t* blob_size);
   // Starts replay / landmark / recording / background work for a just-mounted layer.

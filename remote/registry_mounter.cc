@@ -197,8 +197,20 @@ void RegistryLayerMounter::WarmConnections(const RemoteLayerSpec& spec,
       auto size = mount_client_->BlobSize(r, d);  // its answer is not needed, its connection is
       if (!size.ok()) LZ_LOG(kDebug, "warming a connection: ", size.status().ToString());
       if (early == nullptr) return;
-      // Now that the connection is open (and the TOC's bytes are on their way): early ranges.
-      auto blob = client_->OpenBlob(r, d, blob_size);
+      if (!size.ok() || *size != blob_size) {
+        // The registry fails, or the trace's blob is not this one: every early answer would
+        // fail (Content-Range's total), so nothing is fetched early.
+        if (size.ok()) {
+          LZ_LOG(kDebug, "layer ", d.ToString(), ": blob is ", *size, " bytes, its trace says ",
+                 blob_size, ": no early bytes");  // (Mount says it as a warning)
+        }
+        early->Release();
+        return;
+      }
+      // Now that the connection is open (and the TOC's bytes are on their way): early ranges,
+      // with the mount's client (its deadline and bounded retries: a failing registry ends
+      // the warm-up within mount_deadline, and Fetch stops at the first failure).
+      auto blob = mount_client_->OpenBlob(r, d, blob_size);
       if (blob.ok()) early->Fetch(**blob);
     }));
   }
@@ -334,11 +346,13 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   std::shared_future<std::optional<Sha256>> image_key_future;
   if (prefetch_) image_key_future = ImageKey(spec);
   std::shared_ptr<EarlyBytes> early;
+  uint64_t early_blob_size = 0;  // the trace's size of the blob `early` is planned in
   if (prefetch_ && spec.ref &&
       access(StrCat(cache_->LayerDir(spec.digest), "/toc.meta").c_str(), F_OK) != 0) {
     // The TOC is to be read from the registry: the replay's first bytes can come beside it.
-    uint64_t blob_size = 0;
-    if (options_.early_bytes > 0 &&
+    // Not under a prefetch bandwidth limit: early fetches are not paced by its token bucket.
+    uint64_t& blob_size = early_blob_size;
+    if (options_.early_bytes > 0 && options_.prefetch->scheduler.bandwidth_limit == 0 &&
         image_key_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
       if (std::optional<Sha256> key = image_key_future.get()) {
         std::vector<TraceRange> plan =
@@ -351,6 +365,14 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
     WarmConnections(spec, early, blob_size);
   }
   m->early = early;
+  // A mount that fails frees the early bytes and stops their fetch (nothing else would:
+  // the layer is not in mounts_); a successful one hands them to Unmount.
+  struct ReleaseEarly {
+    std::shared_ptr<EarlyBytes> early;
+    ~ReleaseEarly() {
+      if (early) early->Release();
+    }
+  } release_early{early};
   const absl::Time t_key = absl::Now();
   std::string fetched_toc;  // stored below, off the replay's critical path
   ASSIGN_OR_RETURN(std::shared_ptr<const SeekableLayer> layer,
@@ -371,6 +393,12 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
   }
   const absl::Time t_key_wait = absl::Now();
   m->info.blob_size = layer->blob_size;
+  if (early && layer->blob_size != early_blob_size) {
+    LZ_LOG(kWarning, "layer ", spec.digest.ToString(), ": blob is ", layer->blob_size,
+           " bytes, its trace says ", early_blob_size, ": no early bytes");
+    early->Release();
+    early.reset();
+  }
   std::shared_ptr<BlobSource> source;
   if (spec.ref) {
     // Offline when the size is known: no request until a chunk is missing.
@@ -379,7 +407,7 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
       source = std::shared_ptr<BlobSource>(*std::move(blob));
       if (early) {
         source = std::make_shared<EarlyBlobSource>(std::move(source), early,
-                                                   options_.read_deadline);
+                                                   options_.early_wait);
       }
     } else {
       LZ_LOG(kWarning, "layer ", spec.digest.ToString(), ": no blob reader (cached chunks only): ",
@@ -436,6 +464,7 @@ absl::Status RegistryLayerMounter::Mount(const std::string& digest, const Labels
     absl::MutexLock l(&mu_);
     mounts_.emplace(dir, std::move(m));  // `dir` was reserved in starting_
   }
+  release_early.early.reset();  // mounted: released at Unmount
   if (cache_->size_limit() > 0) {
     auto gc = cache_->CollectGarbage();
     if (!gc.ok()) {

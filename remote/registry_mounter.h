@@ -72,6 +72,9 @@ struct RegistryMounterOptions {
   // early_hold (at the next read) or at unmount. 0: off.
   uint64_t early_bytes = 16 << 20;
   absl::Duration early_hold = absl::Seconds(10);
+  // How long a read waits for an early range still being fetched before it reads the range
+  // from the registry itself.
+  absl::Duration early_wait = absl::Seconds(2);
   LayerFsOptions fs;
   LayerLimits limits;
   // Access traces and prefetching (prefetch/manager.h, docs/prefetch.md): on when set and

@@ -80,6 +80,7 @@ class RegistryMounterTest : public ::testing::Test {
   }
   absl::Duration image_key_wait_ = absl::Seconds(1);
   absl::Duration mount_deadline_ = absl::Seconds(2);
+  absl::Duration read_deadline_ = absl::Seconds(2);
   uint64_t tail_bytes_ = RegistryMounterOptions{}.tail_bytes;
   std::string cache_name_ = "cache";  // a new one: no TOC stored yet
   void NewMounter(bool prefetch = false) {
@@ -92,7 +93,7 @@ class RegistryMounterTest : public ::testing::Test {
     options.cache_root = StrCat(tmp_.path(), "/", cache_name_);
     options.tail_bytes = tail_bytes_;
     options.mount_deadline = mount_deadline_;
-    options.read_deadline = absl::Seconds(2);
+    options.read_deadline = read_deadline_;
     options.image_key_wait = image_key_wait_;
     auto m = RegistryLayerMounter::Create(options);
     ASSERT_TRUE(m.ok()) << m.status();
@@ -333,6 +334,69 @@ TEST_F(RegistryMounterTest, WithATraceTheReplaysFirstBytesAreFetchedBesideTheToc
   ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
   EXPECT_EQ(mounter_->Stats()[0].early.ranges, 0u);
   ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+}
+
+TEST_F(RegistryMounterTest, ARegistryFailingAfterThePlanFailsTheMountAndHoldsUpNoShutdown) {
+  // The trace plans early ranges; then the registry answers every blob request with 500. The
+  // mount fails (the TOC cannot be read) and the warm-up threads stop at once (no early
+  // range is fetched with the read deadline's retries): the mounter's destructor, which
+  // waits for them, returns promptly.
+  Labels labels = LabelsFor(digest_);
+  labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();
+  NewMounter(/*prefetch=*/true);
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_.reset();  // the trace is stored
+  auto proxy = registry::testing::FaultProxy::Start(registry_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  (*proxy)->Always(registry::testing::Fault::kStatus500, "/blobs/");
+  ref_ = StrCat((*proxy)->host(), "/test/layer:x");
+  labels = LabelsFor(digest_);
+  labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();
+  cache_name_ = "cache2";
+  read_deadline_ = absl::Seconds(60);
+  NewMounter(/*prefetch=*/true);
+  EXPECT_FALSE(mounter_->Mount(digest_, labels, mnt_).ok());
+  const absl::Time start = absl::Now();
+  mounter_.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "the warm-up went on fetching";
+}
+
+TEST_F(RegistryMounterTest, ATraceWithAnotherBlobSizeFetchesNothingEarlyAndDelaysNoRead) {
+  // A trace whose blob_size is not the blob's (another blob of the layer's digest can't be;
+  // a stale or edited trace can): every early answer would fail its Content-Range check.
+  // No early bytes are used, and the files read right without waiting for them.
+  Labels labels = LabelsFor(digest_);
+  const Sha256 manifest = Sha256::Of("manifest");
+  labels[kCriManifestDigestLabel] = manifest.ToString();
+  NewMounter(/*prefetch=*/true);
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_.reset();  // the trace is stored
+  TraceStore store(StrCat(tmp_.path(), "/root"));
+  auto trace = store.Get(manifest);
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  ASSERT_EQ(trace->layers.size(), 1u);
+  ASSERT_EQ(trace->layers[0].blob_size, blob_.size());
+  trace->layers[0].blob_size += 4096;
+  ASSERT_TRUE(store.Put(*trace).ok());
+  cache_name_ = "cache2";
+  read_deadline_ = absl::Seconds(30);  // a read waiting for a failing early range: 30 s, 60
+  NewMounter(/*prefetch=*/true);
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  EXPECT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+  EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "reads waited for early bytes";
+  auto stats = mounter_->Stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].early.served_bytes, 0u);
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  const absl::Time stop = absl::Now();
+  mounter_.reset();
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(5)) << "the warm-up went on fetching";
 }
 
 TEST_F(RegistryMounterTest, TheTocTailSizeLabelReadsFooterAndTocInOneRequest) {
