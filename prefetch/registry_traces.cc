@@ -14,8 +14,9 @@ absl::StatusOr<registry::PushedArtifact> PushTrace(registry::RegistryClient& cli
     return absl::InvalidArgumentError(StrCat("the trace is of ", trace.manifest.ToString(),
                                              ", not of ", subject.digest.ToString()));
   }
-  return registry::PushArtifact(client, repo, subject, kTraceMediaType, kTraceMediaType,
-                                EncodeTrace(trace), registry::NowRfc3339());
+  ASSIGN_OR_RETURN(std::string json, EncodeTraceWithin(trace, kMaxTraceBytes));
+  return registry::PushArtifact(client, repo, subject, kTraceMediaType, kTraceMediaType, json,
+                                registry::NowRfc3339());
 }
 
 absl::StatusOr<Trace> PullTrace(registry::RegistryClient& client, const registry::Reference& repo,

@@ -206,6 +206,21 @@ std::string TraceStore::PathOf(const Sha256& manifest) const {
   return StrCat(dir_, "/", manifest.Hex(), ".json");
 }
 
+absl::StatusOr<std::string> EncodeTraceWithin(const Trace& trace, size_t max_bytes) {
+  std::string json = EncodeTrace(trace);
+  if (json.size() <= max_bytes) return json;
+  Trace bare = trace;
+  for (LayerTrace& l : bare.layers) {
+    l.blob_size = 0;
+    l.ranges.clear();
+  }
+  json = EncodeTrace(bare);
+  if (json.size() <= max_bytes) return json;
+  return absl::ResourceExhaustedError(StrCat("trace of ", trace.manifest.ToString(), ": ",
+                                             json.size(), " bytes, more than the limit of ",
+                                             max_bytes));
+}
+
 absl::Status TraceStore::Put(const Trace& trace) {
   absl::MutexLock lock(&mu_);
   if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -214,7 +229,8 @@ absl::Status TraceStore::Put(const Trace& trace) {
     if (ec) return absl::InternalError(StrCat("mkdir ", dir_, ": ", ec.message()));
     ::chmod(dir_.c_str(), 0700);
   }
-  return WriteFileAtomically(PathOf(trace.manifest), EncodeTrace(trace));
+  ASSIGN_OR_RETURN(std::string json, EncodeTraceWithin(trace, kMaxTraceBytes));
+  return WriteFileAtomically(PathOf(trace.manifest), json);
 }
 
 absl::StatusOr<Trace> TraceStore::Get(const Sha256& manifest) const {

@@ -68,6 +68,10 @@ struct Trace {
 
 // The JSON encoding (prefetch/trace.md). Deterministic for a given Trace.
 std::string EncodeTrace(const Trace& trace);
+// EncodeTrace within `max_bytes` (kMaxTraceBytes: what ParseTrace takes): when the encoding
+// is longer, the blob ranges (optional; they about double it) are left out; when it is still
+// longer, ResourceExhausted. What the trace store and the registry push write.
+absl::StatusOr<std::string> EncodeTraceWithin(const Trace& trace, size_t max_bytes);
 // Parses an encoded trace; input is untrusted: anything malformed, too large (the kMax*
 // bounds), of another media type or version, with a bad digest or a chunk listed twice in a
 // layer is InvalidArgument with a message naming what is wrong. Unknown fields are ignored.

@@ -58,6 +58,52 @@ TEST(TraceTest, BlobRangesRoundTripAndAreOptional) {
   EXPECT_TRUE(back->layers[1].ranges.empty());
 }
 
+TEST(TraceTest, AnEncodingOverTheLimitLeavesTheBlobRangesOut) {
+  Trace t = Sample();
+  t.layers[0].blob_size = 1 << 30;
+  t.layers[0].chunks.clear();
+  for (uint32_t i = 1000; i < 3000; ++i) {
+    t.layers[0].chunks.push_back({i, i});
+    t.layers[0].ranges.push_back({uint64_t{i} * 100000, 65536});
+  }
+  const std::string full = EncodeTrace(t);
+  Trace bare = t;
+  bare.layers[0].blob_size = 0;
+  bare.layers[0].ranges.clear();
+  const std::string without = EncodeTrace(bare);
+  ASSERT_LT(without.size(), full.size());
+  auto within = EncodeTraceWithin(t, full.size());  // fits: as is
+  ASSERT_TRUE(within.ok()) << within.status();
+  EXPECT_EQ(*within, full);
+  within = EncodeTraceWithin(t, full.size() - 1);  // the chunks, without their ranges
+  ASSERT_TRUE(within.ok()) << within.status();
+  EXPECT_EQ(*within, without);
+  auto back = ParseTrace(*within);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, bare);
+  EXPECT_TRUE(absl::IsResourceExhausted(EncodeTraceWithin(t, without.size() - 1).status()));
+}
+
+TEST(TraceStoreTest, ATraceOverTheLimitIsStoredWithoutItsRangesAndReadBack) {
+  // kMaxTraceBytes with ranges, under it without: Put keeps the chunks, Get reads them.
+  cache_testing::TempDir dir;
+  TraceStore store(dir.path());
+  Trace t = Sample();
+  LayerTrace& l = t.layers[0];
+  l.chunks.clear();
+  l.blob_size = kMaxTraceBlobBytes;
+  for (uint32_t i = 0; l.chunks.size() < 4'000'000; ++i) {  // about 12 bytes each, 30 ranged
+    l.chunks.push_back({i, 0});
+    l.ranges.push_back({uint64_t{i} * 1'000'000'000, 1'000'000'000});
+  }
+  ASSERT_GT(EncodeTrace(t).size(), kMaxTraceBytes);
+  ASSERT_TRUE(store.Put(t).ok());
+  auto back = store.Get(t.manifest);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->layers[0].chunks.size(), l.chunks.size());
+  EXPECT_TRUE(back->layers[0].ranges.empty());
+}
+
 TEST(TraceTest, BlobRangesMustMatchTheChunksAndLieInTheBlob) {
   Trace t = Sample();
   t.layers[0].blob_size = 1000;
