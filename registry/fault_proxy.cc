@@ -238,7 +238,7 @@ void FaultProxy::Serve(int fd) {
     std::string method = req.first_line.substr(0, req.first_line.find(' '));
     std::string target = req.first_line.substr(method.size() + 1);
     target = target.substr(0, target.find(' '));
-    const Fault fault = Next(target);
+    const Fault fault = Next(StrCat(method, " ", target));  // "GET /v2/..."
     switch (fault) {
       case Fault::kReset: {
         linger lg{1, 0};

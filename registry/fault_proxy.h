@@ -36,7 +36,8 @@ class FaultProxy {
   ~FaultProxy();  // closes every connection and joins its threads
 
   // Thread-safe. The next requests whose target contains `path_part` get `faults`, in order
-  // (one each); requests after them pass through.
+  // (one each); requests after them pass through. (Matched against "METHOD target": a
+  // `path_part` of "GET /v2/" takes GETs only.)
   void Inject(std::vector<Fault> faults, std::string path_part = "/blobs/");
   // Every request whose target contains `path_part` gets `fault` (kNone to clear).
   void Always(Fault fault, std::string path_part = "/blobs/");

@@ -316,9 +316,21 @@ TEST_F(RegistryMounterTest, WithATraceTheReplaysFirstBytesAreFetchedBesideTheToc
   ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
   ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
   mounter_.reset();  // the trace is stored
+  // The TOC's first GET is stalled for 2 s (then dropped: retried), so that the early ranges,
+  // asked for after the warm-up HEADs, are in before the replay starts, however loaded the
+  // machine (else the replay may read a range not yet started itself).
+  auto proxy = registry::testing::FaultProxy::Start(registry_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  (*proxy)->set_stall(absl::Seconds(2));
+  (*proxy)->Inject({registry::testing::Fault::kStall}, "GET /v2/test/layer/blobs/");
+  ref_ = StrCat((*proxy)->host(), "/test/layer:x");
+  labels = LabelsFor(digest_);
+  labels[kCriManifestDigestLabel] = manifest.ToString();
   cache_name_ = "cache2";
+  mount_deadline_ = absl::Seconds(20);  // the TOC read outlives the stall
   NewMounter(/*prefetch=*/true);
   ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  EXPECT_EQ((*proxy)->faults_injected(), 1);
   mounter_->prefetch()->WaitIdle();
   auto stats = mounter_->Stats();
   ASSERT_EQ(stats.size(), 1u);
@@ -334,6 +346,7 @@ TEST_F(RegistryMounterTest, WithATraceTheReplaysFirstBytesAreFetchedBesideTheToc
   ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
   EXPECT_EQ(mounter_->Stats()[0].early.ranges, 0u);
   ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_.reset();  // before the proxy
 }
 
 TEST_F(RegistryMounterTest, ARegistryFailingAfterThePlanFailsTheMountAndHoldsUpNoShutdown) {
