@@ -153,7 +153,8 @@ class RegistryLayerMounter : public RemoteLayerMounter {
   // one costs a round trip more: 3 of python's first 4 replay requests paid it, ~25 ms of the
   // link idle). Not waited for; skipped while an earlier warm-up still runs.
   // With `early` (its ranges of a blob of `blob_size` bytes): each warm-up thread then fetches
-  // early ranges (EarlyBytes::Fetch) until none is left.
+  // early ranges (EarlyBytes::Fetch, with mount_client_) until none is left; a HEAD that
+  // fails or answers another size releases `early` instead.
   void WarmConnections(const RemoteLayerSpec& spec, std::shared_ptr<EarlyBytes> early,
                        uint64_t blob_size);
 
