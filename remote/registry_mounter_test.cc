@@ -81,6 +81,7 @@ class RegistryMounterTest : public ::testing::Test {
   absl::Duration image_key_wait_ = absl::Seconds(1);
   absl::Duration mount_deadline_ = absl::Seconds(2);
   absl::Duration read_deadline_ = absl::Seconds(2);
+  uint64_t bandwidth_limit_ = 0;  // [prefetch] bandwidth_limit
   uint64_t tail_bytes_ = RegistryMounterOptions{}.tail_bytes;
   std::string cache_name_ = "cache";  // a new one: no TOC stored yet
   void NewMounter(bool prefetch = false) {
@@ -88,6 +89,7 @@ class RegistryMounterTest : public ::testing::Test {
     RegistryMounterOptions options;
     if (prefetch) {
       options.prefetch = PrefetchConfig{};
+      options.prefetch->scheduler.bandwidth_limit = bandwidth_limit_;
       options.trace_root = StrCat(tmp_.path(), "/root");
     }
     options.cache_root = StrCat(tmp_.path(), "/", cache_name_);
@@ -410,6 +412,24 @@ TEST_F(RegistryMounterTest, ATraceWithAnotherBlobSizeFetchesNothingEarlyAndDelay
   const absl::Time stop = absl::Now();
   mounter_.reset();
   EXPECT_LT(absl::Now() - stop, absl::Seconds(5)) << "the warm-up went on fetching";
+}
+
+TEST_F(RegistryMounterTest, UnderAPrefetchBandwidthLimitNothingIsFetchedEarly) {
+  // Early fetches are not paced by the prefetch token bucket: with a limit set, none.
+  Labels labels = LabelsFor(digest_);
+  labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();
+  NewMounter(/*prefetch=*/true);
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+  mounter_.reset();  // the trace is stored
+  cache_name_ = "cache2";
+  bandwidth_limit_ = 100 << 20;
+  NewMounter(/*prefetch=*/true);
+  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
+  EXPECT_EQ(mounter_->Stats()[0].early.ranges, 0u);
+  EXPECT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
 }
 
 TEST_F(RegistryMounterTest, TheTocTailSizeLabelReadsFooterAndTocInOneRequest) {
