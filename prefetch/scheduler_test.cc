@@ -89,6 +89,16 @@ class SchedulerTest : public ::testing::Test {
   void WaitForFirstRequest() {
     while (source_->requests().empty()) absl::SleepFor(absl::Milliseconds(1));
   }
+  // Until a request starting at blob offset `offset` is in flight (or done). Workers run a
+  // batch's requests in parallel, so the first request seen may be any of them.
+  void WaitForRequestAt(uint64_t offset) {
+    for (;;) {
+      for (const auto& r : source_->requests()) {
+        if (r.offset == offset) return;
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
   bool Read(size_t f) {
     std::string buf(layer_.contents[f].size(), '\0');
     auto n = cache_->ReadFile(layer_.files[f], 0, absl::MakeSpan(buf));
@@ -285,7 +295,7 @@ TEST_F(SchedulerTest, ARacingReadWaitsOnTheReplayInsteadOfFetchingTwice) {
   o.first_batch_bytes = 8 << 20;
   PrefetchScheduler s(o);
   s.Submit(Job(ChunksOfFile(0)));
-  WaitForFirstRequest();
+  WaitForRequestAt(layer_.chunks[0].compressed_offset);  // the request holding chunk 0
   std::string buf(65536, '\0');
   ASSERT_TRUE(cache_->ReadFile(layer_.files[0], 0, absl::MakeSpan(buf)).ok());
   s.WaitIdle();
