@@ -68,6 +68,8 @@ class ManagerTest : public ::testing::Test {
     c.recording.quiet = absl::Milliseconds(100);
     return c;
   }
+  // The trace stored under manifest_ in root_ (by a PrefetchManager that has finished).
+  auto StoredTrace() const { return TraceStore(root_.path()).Get(manifest_); }
 
   TempDir root_;
   std::vector<std::unique_ptr<TempDir>> dirs_;
@@ -102,8 +104,7 @@ TEST_F(ManagerTest, FirstRunRecordsATraceSecondColdStartReplaysIt) {
     EXPECT_EQ(cache->access_log(), nullptr);  // recording stopped
     m.LayerUnmounted("/mnt/1");
   }
-  TraceStore store(root_.path());
-  auto trace = store.Get(manifest_);
+  auto trace = StoredTrace();
   ASSERT_TRUE(trace.ok()) << trace.status();
   const LayerTrace* lt = trace->Find(layer_digest_);
   ASSERT_NE(lt, nullptr);
@@ -150,8 +151,7 @@ TEST_F(ManagerTest, AFailedMountLeavesNoRecordingEntryBehind) {
     m.FinishRecordings(/*all=*/true);
     m.LayerUnmounted("/mnt/1");
   }
-  TraceStore store(root_.path());
-  auto trace = store.Get(manifest_);
+  auto trace = StoredTrace();
   ASSERT_TRUE(trace.ok()) << trace.status();
   ASSERT_EQ(trace->layers.size(), 1u);
   std::vector<uint32_t> got;
@@ -174,8 +174,7 @@ TEST_F(ManagerTest, ARecordedTraceHasTheBlobRangesTheEarlyReplayFetches) {
     m.FinishRecordings(/*all=*/true);
     m.LayerUnmounted("/mnt/1");
   }
-  TraceStore store(root_.path());
-  auto trace = store.Get(manifest_);
+  auto trace = StoredTrace();
   ASSERT_TRUE(trace.ok()) << trace.status();
   const LayerTrace* lt = trace->Find(layer_digest_);
   ASSERT_NE(lt, nullptr);

@@ -106,6 +106,23 @@ class RegistryMounterTest : public ::testing::Test {
             {"containerd.io/snapshot/remote/stargz.digest", digest},
             {"containerd.io/snapshot/stargz/toc.digest", toc_digest_.ToString()}};
   }
+  // The image manifest the traced tests record under (traces are keyed by it).
+  static Sha256 TraceManifest() { return Sha256::Of("manifest"); }
+  // LabelsFor(digest_) with the image manifest's label, so that mounts record and replay.
+  Labels TracedLabels() const {
+    Labels labels = LabelsFor(digest_);
+    labels[kCriManifestDigestLabel] = TraceManifest().ToString();
+    return labels;
+  }
+  // Mounts with prefetch, reads /bin/big, unmounts and destroys the mounter: the trace of that
+  // read is stored. Callers wrap it in ASSERT_NO_FATAL_FAILURE.
+  void RecordTraceOfBig() {
+    NewMounter(/*prefetch=*/true);
+    ASSERT_TRUE(mounter_->Mount(digest_, TracedLabels(), mnt_).ok());
+    ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
+    ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
+    mounter_.reset();  // the trace is stored
+  }
   bool Empty(const std::string& dir) {
     std::error_code ec;
     return std::filesystem::is_empty(dir, ec) && !ec;
@@ -237,8 +254,7 @@ TEST_F(RegistryMounterTest, ConnectionsForTheReplayAreOpenedWhileTheTocIsRead) {
   ref_ = StrCat((*proxy)->host(), "/test/layer:x");
   mount_deadline_ = absl::Seconds(20);  // the TOC read outlives the stall
   NewMounter(/*prefetch=*/true);
-  Labels labels = LabelsFor(digest_);
-  labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();  // no tag resolution
+  Labels labels = TracedLabels();  // a manifest digest: no tag resolution
   absl::Status mounted;
   const absl::Time start = absl::Now();
   std::thread mount([&] { mounted = mounter_->Mount(digest_, labels, mnt_); });
@@ -265,16 +281,14 @@ TEST_F(RegistryMounterTest, AFuseMountThatFailsAfterThePrefetchStartLeavesNoReco
   // directory does not exist) and is retried, as containerd does: the trace stored holds the
   // retry's reads, under one entry for the layer.
   NewMounter(/*prefetch=*/true);
-  Labels labels = LabelsFor(digest_);
-  const Sha256 manifest = Sha256::Of("manifest");
-  labels[kCriManifestDigestLabel] = manifest.ToString();
+  Labels labels = TracedLabels();
   EXPECT_FALSE(mounter_->Mount(digest_, labels, mnt_ + "/missing").ok());
   ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
   EXPECT_EQ(ReadAll(mnt_ + "/etc/hosts"), "127.0.0.1 localhost\n");
   ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
   mounter_.reset();  // ends the recording: the trace is stored
   TraceStore store(StrCat(tmp_.path(), "/root"));
-  auto trace = store.Get(manifest);
+  auto trace = store.Get(TraceManifest());
   ASSERT_TRUE(trace.ok()) << trace.status();
   ASSERT_EQ(trace->layers.size(), 1u);
   EXPECT_EQ(trace->layers[0].digest.ToString(), digest_);
@@ -310,14 +324,8 @@ TEST_F(RegistryMounterTest, WithATraceTheReplaysFirstBytesAreFetchedBesideTheToc
   // A first mount records the trace (with the chunks' blob ranges). Mounted again with a new
   // cache (the TOC read again), the traced ranges are fetched on the warm-up connections
   // while the TOC is read, and the replay takes them from memory; the data reads right.
-  Labels labels = LabelsFor(digest_);
-  const Sha256 manifest = Sha256::Of("manifest");
-  labels[kCriManifestDigestLabel] = manifest.ToString();
-  NewMounter(/*prefetch=*/true);
-  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
-  ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
-  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
-  mounter_.reset();  // the trace is stored
+  ASSERT_NO_FATAL_FAILURE(RecordTraceOfBig());
+  Labels labels = TracedLabels();
   // The TOC's first GET is stalled for 2 s (then dropped: retried), so that the early ranges,
   // asked for after the warm-up HEADs, are in before the replay starts, however loaded the
   // machine (else the replay may read a range not yet started itself).
@@ -326,8 +334,7 @@ TEST_F(RegistryMounterTest, WithATraceTheReplaysFirstBytesAreFetchedBesideTheToc
   (*proxy)->set_stall(absl::Seconds(2));
   (*proxy)->Inject({registry::testing::Fault::kStall}, "GET /v2/test/layer/blobs/");
   ref_ = StrCat((*proxy)->host(), "/test/layer:x");
-  labels = LabelsFor(digest_);
-  labels[kCriManifestDigestLabel] = manifest.ToString();
+  labels = TracedLabels();  // through the proxy
   cache_name_ = "cache2";
   mount_deadline_ = absl::Seconds(20);  // the TOC read outlives the stall
   NewMounter(/*prefetch=*/true);
@@ -356,19 +363,13 @@ TEST_F(RegistryMounterTest, ARegistryFailingAfterThePlanFailsTheMountAndHoldsUpN
   // mount fails (the TOC cannot be read) and the warm-up threads stop at once (no early
   // range is fetched with the read deadline's retries): the mounter's destructor, which
   // waits for them, returns promptly.
-  Labels labels = LabelsFor(digest_);
-  labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();
-  NewMounter(/*prefetch=*/true);
-  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
-  ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
-  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
-  mounter_.reset();  // the trace is stored
+  ASSERT_NO_FATAL_FAILURE(RecordTraceOfBig());
+  Labels labels = TracedLabels();
   auto proxy = registry::testing::FaultProxy::Start(registry_->port());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   (*proxy)->Always(registry::testing::Fault::kStatus500, "/blobs/");
   ref_ = StrCat((*proxy)->host(), "/test/layer:x");
-  labels = LabelsFor(digest_);
-  labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();
+  labels = TracedLabels();  // through the proxy
   cache_name_ = "cache2";
   read_deadline_ = absl::Seconds(60);
   NewMounter(/*prefetch=*/true);
@@ -382,16 +383,10 @@ TEST_F(RegistryMounterTest, ATraceWithAnotherBlobSizeFetchesNothingEarlyAndDelay
   // A trace whose blob_size is not the blob's (another blob of the layer's digest can't be;
   // a stale or edited trace can): every early answer would fail its Content-Range check.
   // No early bytes are used, and the files read right without waiting for them.
-  Labels labels = LabelsFor(digest_);
-  const Sha256 manifest = Sha256::Of("manifest");
-  labels[kCriManifestDigestLabel] = manifest.ToString();
-  NewMounter(/*prefetch=*/true);
-  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
-  ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
-  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
-  mounter_.reset();  // the trace is stored
+  ASSERT_NO_FATAL_FAILURE(RecordTraceOfBig());
+  Labels labels = TracedLabels();
   TraceStore store(StrCat(tmp_.path(), "/root"));
-  auto trace = store.Get(manifest);
+  auto trace = store.Get(TraceManifest());
   ASSERT_TRUE(trace.ok()) << trace.status();
   ASSERT_EQ(trace->layers.size(), 1u);
   ASSERT_EQ(trace->layers[0].blob_size, blob_.size());
@@ -416,13 +411,8 @@ TEST_F(RegistryMounterTest, ATraceWithAnotherBlobSizeFetchesNothingEarlyAndDelay
 
 TEST_F(RegistryMounterTest, UnderAPrefetchBandwidthLimitNothingIsFetchedEarly) {
   // Early fetches are not paced by the prefetch token bucket: with a limit set, none.
-  Labels labels = LabelsFor(digest_);
-  labels[kCriManifestDigestLabel] = Sha256::Of("manifest").ToString();
-  NewMounter(/*prefetch=*/true);
-  ASSERT_TRUE(mounter_->Mount(digest_, labels, mnt_).ok());
-  ASSERT_EQ(ReadAll(mnt_ + "/bin/big"), big_);
-  ASSERT_TRUE(mounter_->Unmount(mnt_).ok());
-  mounter_.reset();  // the trace is stored
+  ASSERT_NO_FATAL_FAILURE(RecordTraceOfBig());
+  Labels labels = TracedLabels();
   cache_name_ = "cache2";
   bandwidth_limit_ = 100 << 20;
   NewMounter(/*prefetch=*/true);
